@@ -1,0 +1,14 @@
+//! Request and response types of every operation, shared by the server and its clients.
+//!
+//! Every field's doc comment becomes its description in the MCP tool schemas and the OpenAPI
+//! document, so it says what the field means, its units and its default.
+
+mod agents;
+mod common;
+mod identity;
+mod tokens;
+
+pub use agents::*;
+pub use common::*;
+pub use identity::*;
+pub use tokens::*;

@@ -1,0 +1,100 @@
+//! Configuration: every setting is a flag and an environment variable, listed once here.
+//!
+//! `--help` prints this list; the README's configuration table mirrors it.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The default database: a SQLite file under `./data`, created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/comms.db";
+
+/// kapable-comms: an MCP-first gateway for agent communication.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings of `serve`, accepted here too so that a bare invocation can take them.
+    #[command(flatten)]
+    pub serve: Settings,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (the default).
+    Serve(Settings),
+    /// Operator commands: create orgs and list them.
+    Admin {
+        /// The database to act on.
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The admin action.
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate(DatabaseArgs),
+}
+
+/// Operator actions.
+#[derive(Debug, Subcommand)]
+pub enum AdminAction {
+    /// Create an org and its first app token; prints `{"org_id": ..., "app_token": ...}`.
+    CreateOrg {
+        /// The org's unique name.
+        name: String,
+    },
+    /// List the orgs, one JSON object per line.
+    ListOrgs,
+}
+
+/// Where the database is.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://PATH` (created when missing) or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+}
+
+/// Settings of the running gateway.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address and port to listen on.
+    #[arg(long, env = "LISTEN", default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Host names (or host:port) clients use to reach the gateway, comma-separated; MCP
+    /// refuses other `Host` headers (DNS-rebinding protection). Loopback names always work.
+    #[arg(long, env = "PUBLIC_HOST", value_delimiter = ',')]
+    pub public_host: Vec<String>,
+
+    /// Browser origins allowed to call the API (CORS), comma-separated, such as
+    /// `https://dash.example.com`; none by default.
+    #[arg(long, env = "CORS_ORIGIN", value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+impl Settings {
+    /// The base URL people on this machine use, for the lines printed on first start.
+    pub fn local_base_url(&self) -> String {
+        if let Some(host) = self.public_host.first() {
+            return format!("https://{host}");
+        }
+        let port = self.listen.port();
+        match self.listen.ip() {
+            ip if ip.is_unspecified() || ip.is_loopback() => format!("http://127.0.0.1:{port}"),
+            ip => format!("http://{}", SocketAddr::new(ip, port)),
+        }
+    }
+}

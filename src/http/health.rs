@@ -1,0 +1,30 @@
+//! GET /healthz (the process is up) and GET /readyz (the database answers). No token needed.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, response::IntoResponse};
+use serde_json::json;
+
+use crate::state::Ctx;
+
+pub(super) fn routes() -> Router<Ctx> {
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(ctx): State<Ctx>) -> impl IntoResponse {
+    let backend = ctx.store.backend();
+    match ctx.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready", "database": backend }))),
+        Err(error) => {
+            tracing::warn!(error = %error, "readiness check failed");
+            let body = json!({ "status": "unavailable", "database": backend });
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body))
+        }
+    }
+}

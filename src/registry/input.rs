@@ -1,0 +1,247 @@
+//! An operation's input: merged from a REST request's path, query and body, and decoded.
+//!
+//! The REST input of an operation is the same JSON object as its tool input. Path and query
+//! values arrive as text and are turned into the JSON type the input schema expects. A body
+//! field that contradicts a path parameter is refused, and an unknown field is refused by name
+//! with the list of fields expected, since `deny_unknown_fields` does not combine with the
+//! `flatten` that joins path ids to a request body.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+use super::schema;
+use crate::error::{ApiError, ApiResult};
+
+/// The JSON type a field of the input expects, as far as text coercion cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldKind {
+    Integer,
+    Number,
+    Boolean,
+    Other,
+}
+
+/// The fields of an operation's input and their kinds.
+#[derive(Debug, Clone, Default)]
+pub struct InputShape {
+    fields: BTreeMap<String, FieldKind>,
+}
+
+/// The parts of a REST request that make up an operation's input.
+#[derive(Debug, Default)]
+pub struct RawInput {
+    /// Path parameters by name.
+    pub path: Vec<(String, String)>,
+    /// Query parameters, in order.
+    pub query: Vec<(String, String)>,
+    /// The JSON body, if any.
+    pub body: Option<Value>,
+    /// The `Idempotency-Key` header, if any.
+    pub idempotency_key: Option<String>,
+}
+
+impl InputShape {
+    /// The shape of input type `I`, read from its schema.
+    pub fn of<I: JsonSchema>() -> Self {
+        let schema = schema::standalone(super::schema::input_of::<I>, false);
+        let properties = schema.get("properties").and_then(Value::as_object);
+        let fields = properties
+            .into_iter()
+            .flatten()
+            .map(|(name, property)| (name.clone(), kind_of(property)))
+            .collect();
+        Self { fields }
+    }
+
+    /// Whether the input has a field of this name.
+    pub fn has(&self, field: &str) -> bool {
+        self.fields.contains_key(field)
+    }
+
+    /// The input's field names, in alphabetical order.
+    pub fn field_names(&self) -> impl Iterator<Item = &str> {
+        self.fields.keys().map(String::as_str)
+    }
+
+    /// Merges path, query, body and idempotency key into one input object.
+    pub fn merge(&self, raw: RawInput) -> ApiResult<Value> {
+        let mut input = match raw.body {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(map)) => map,
+            Some(_) => return Err(ApiError::invalid("the request body must be a JSON object")),
+        };
+        for (name, text) in raw.path {
+            let value = self.coerce(&name, text)?;
+            match input.get(&name) {
+                Some(given) if *given != value => {
+                    return Err(ApiError::invalid_field(
+                        &name,
+                        "the body's value contradicts the one in the path; leave it out of the body",
+                    ));
+                }
+                _ => input.insert(name, value),
+            };
+        }
+        let mut seen = Vec::new();
+        for (name, text) in raw.query {
+            if seen.contains(&name) {
+                return Err(ApiError::invalid_field(&name, "is given more than once in the query"));
+            }
+            let value = self.coerce(&name, text)?;
+            if input.get(&name).is_some_and(|given| *given != value) {
+                return Err(ApiError::invalid_field(&name, "the query and the body disagree"));
+            }
+            input.insert(name.clone(), value);
+            seen.push(name);
+        }
+        if let Some(key) = raw.idempotency_key.filter(|_| self.has("idempotency_key")) {
+            input.insert("idempotency_key".into(), Value::String(key));
+        }
+        Ok(Value::Object(input))
+    }
+
+    /// Decodes a merged input, naming any unknown or malformed field.
+    pub fn decode<I: DeserializeOwned>(&self, input: Value) -> ApiResult<I> {
+        let input = match input {
+            Value::Null => Value::Object(Map::new()),
+            Value::Object(map) => Value::Object(map),
+            _ => return Err(ApiError::invalid("the input must be a JSON object")),
+        };
+        if let Some(unknown) = input.as_object().into_iter().flatten().find(|(k, _)| !self.has(k)) {
+            let expected: Vec<&str> = self.field_names().collect();
+            let expected = if expected.is_empty() { "none".into() } else { expected.join(", ") };
+            return Err(ApiError::invalid(format!(
+                "unknown field `{}`; the fields of this operation are: {expected}",
+                unknown.0
+            ))
+            .with_details(
+                json!({ "field": unknown.0, "expected": self.field_names().collect::<Vec<_>>() }),
+            ));
+        }
+        serde_path_to_error::deserialize(input).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            if path == "." {
+                ApiError::invalid(inner.to_string())
+            } else {
+                ApiError::invalid_field(&path, inner)
+            }
+        })
+    }
+
+    /// Turns a text value from the path or query into the JSON type its field expects.
+    fn coerce(&self, name: &str, text: String) -> ApiResult<Value> {
+        let kind = self.fields.get(name).copied().unwrap_or(FieldKind::Other);
+        let parsed = match kind {
+            FieldKind::Integer => text.parse::<i64>().ok().map(Value::from),
+            FieldKind::Number => text.parse::<f64>().ok().map(Value::from),
+            FieldKind::Boolean => text.parse::<bool>().ok().map(Value::from),
+            FieldKind::Other => return Ok(Value::String(text)),
+        };
+        parsed.ok_or_else(|| {
+            let expected = match kind {
+                FieldKind::Integer => "an integer",
+                FieldKind::Number => "a number",
+                _ => "`true` or `false`",
+            };
+            ApiError::invalid_field(name, format!("must be {expected}, got `{text}`"))
+        })
+    }
+}
+
+/// The kind of a property schema: its `type`, ignoring `null` for optional fields.
+fn kind_of(property: &Value) -> FieldKind {
+    let types: Vec<&str> = match property.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    match types.iter().find(|t| **t != "null") {
+        Some(&"integer") => FieldKind::Integer,
+        Some(&"number") => FieldKind::Number,
+        Some(&"boolean") => FieldKind::Boolean,
+        _ => FieldKind::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize, JsonSchema, PartialEq)]
+    struct Body {
+        name: String,
+        #[serde(default)]
+        limit: Option<u32>,
+    }
+
+    #[derive(Debug, Deserialize, JsonSchema, PartialEq)]
+    struct Input {
+        agent_id: uuid::Uuid,
+        #[serde(flatten)]
+        body: Body,
+    }
+
+    fn raw(path: &[(&str, &str)], query: &[(&str, &str)], body: Value) -> RawInput {
+        let pairs =
+            |p: &[(&str, &str)]| p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        RawInput { path: pairs(path), query: pairs(query), body: Some(body), idempotency_key: None }
+    }
+
+    #[test]
+    fn path_query_and_body_merge_into_one_typed_input() {
+        let shape = InputShape::of::<Input>();
+        let id = uuid::Uuid::now_v7();
+        let merged = shape
+            .merge(raw(&[("agent_id", &id.to_string())], &[("limit", "20")], json!({"name": "a"})))
+            .unwrap();
+        let input: Input = shape.decode(merged).unwrap();
+        assert_eq!(input, Input { agent_id: id, body: Body { name: "a".into(), limit: Some(20) } });
+    }
+
+    #[test]
+    fn an_unknown_field_is_named_with_the_fields_expected() {
+        let shape = InputShape::of::<Input>();
+        let error = shape
+            .decode::<Input>(json!({"agent_id": uuid::Uuid::nil(), "name": "a", "nmae": 1}))
+            .unwrap_err();
+        assert!(error.message.contains("`nmae`"), "{}", error.message);
+        assert!(error.message.contains("agent_id, limit, name"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_body_that_contradicts_the_path_is_refused() {
+        let shape = InputShape::of::<Input>();
+        let a = uuid::Uuid::now_v7().to_string();
+        let b = uuid::Uuid::now_v7().to_string();
+        let error = shape.merge(raw(&[("agent_id", &a)], &[], json!({"agent_id": b}))).unwrap_err();
+        assert!(error.message.contains("agent_id"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_query_value_of_the_wrong_type_names_its_field() {
+        let shape = InputShape::of::<Input>();
+        let error = shape.merge(raw(&[], &[("limit", "many")], json!({}))).unwrap_err();
+        assert_eq!(error.message, "`limit`: must be an integer, got `many`");
+    }
+
+    #[test]
+    fn a_malformed_value_names_its_field_and_a_missing_one_says_so() {
+        let shape = InputShape::of::<Input>();
+        let bad_id = shape.decode::<Input>(json!({"agent_id": "x", "name": "a"})).unwrap_err();
+        assert!(bad_id.message.starts_with("`agent_id`:"), "{}", bad_id.message);
+        let missing = shape.decode::<Input>(json!({"agent_id": uuid::Uuid::nil()})).unwrap_err();
+        assert!(missing.message.contains("missing field `name`"), "{}", missing.message);
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_refused() {
+        let shape = InputShape::of::<Input>();
+        assert!(shape.merge(raw(&[], &[], json!([1, 2]))).is_err());
+    }
+}

@@ -1,0 +1,28 @@
+//! The state every operation and adapter shares.
+
+use std::sync::Arc;
+
+use crate::auth::Authenticator;
+use crate::config::Settings;
+use crate::store::Store;
+
+/// The shared state, cloned cheaply into every handler.
+pub type Ctx = Arc<App>;
+
+/// What the running gateway holds: its store, its settings and its authenticator.
+#[derive(Debug)]
+pub struct App {
+    /// The database.
+    pub store: Store,
+    /// The settings it was started with.
+    pub settings: Settings,
+    /// Resolves tokens to callers.
+    pub auth: Authenticator,
+}
+
+impl App {
+    /// Wraps a connected, migrated store and the settings into the shared state.
+    pub fn new(store: Store, settings: Settings) -> Ctx {
+        Arc::new(Self { store, settings, auth: Authenticator::default() })
+    }
+}

@@ -1,0 +1,142 @@
+//! Storage: one set of SQL statements run on SQLite or Postgres, chosen by the database URL.
+//!
+//! Both backends accept `$1` placeholders, so each statement is written once and run on
+//! whichever pool the store holds ([`on_pool!`]). Handlers never open transactions: they hand
+//! their writes to a store method, which owns the transaction. That seam is where concurrent
+//! writes can be batched into one commit without touching any handler.
+//!
+//! Every row carries its `org_id`, and every query that reads a tenant's rows filters by it.
+
+mod agents;
+mod credentials;
+mod error;
+mod orgs;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, SubsecRound, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use agents::AgentRow;
+pub use credentials::{AgentKeyRow, AppTokenRow, Credential, NewCredential};
+pub use error::StoreError;
+pub use orgs::{NewOrg, OrgRow};
+
+/// The database behind the gateway: SQLite (the default) or Postgres.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Db,
+}
+
+#[derive(Debug, Clone)]
+enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same statement on whichever pool the store holds.
+///
+/// The body is compiled once per backend, so row types must decode from both.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// The current time at the precision both backends keep (microseconds).
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+impl Store {
+    /// Connects to the database named by `url` (`sqlite://...` or `postgres://...`), creating a
+    /// SQLite file and its folder when missing. Does not run migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Db::Postgres(connect_postgres(url).await?)
+        } else if url.starts_with("sqlite:") {
+            Db::Sqlite(connect_sqlite(url).await?)
+        } else {
+            anyhow::bail!(
+                "DATABASE_URL must start with sqlite:// or postgres://, got `{}`",
+                url.split(':').next().unwrap_or_default()
+            );
+        };
+        Ok(Self { db })
+    }
+
+    /// Brings the schema up to date with the migrations of this backend.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match &self.db {
+            Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+        }
+        .context("running database migrations")
+    }
+
+    /// The backend's name, for logs and the readiness answer.
+    pub fn backend(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await);
+    }
+}
+
+async fn connect_sqlite(url: &str) -> anyhow::Result<SqlitePool> {
+    let options = SqliteConnectOptions::from_str(url)
+        .with_context(|| "parsing the SQLite DATABASE_URL")?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
+        // Bounds the WAL file between checkpoints so long write bursts do not grow it forever.
+        .pragma("journal_size_limit", "67108864");
+    let file = options.get_filename().to_path_buf();
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_dir(dir)?;
+    }
+    SqlitePoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .with_context(|| format!("opening the SQLite database at {}", file.display()))
+}
+
+fn create_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the database folder {}", dir.display()))
+}
+
+async fn connect_postgres(url: &str) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url).context("parsing the Postgres DATABASE_URL")?;
+    PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .context("connecting to Postgres (check DATABASE_URL and that the server is up)")
+}
