@@ -8,20 +8,23 @@ use crate::state::{App, Ctx};
 use crate::{admin, cli, http};
 
 /// Runs the gateway until a shutdown signal.
-pub async fn run(settings: Settings) -> anyhow::Result<()> {
+pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listening on {} (set --listen or LISTEN)", settings.listen))?;
+    // With port 0 the system picks one; the lines printed on first start need the real one.
+    settings.listen = listener.local_addr()?;
     let store = cli::open(&settings.database.database_url).await?;
     admin::bootstrap(&store, &settings).await?;
     let ctx = App::new(store, settings);
+    let shutdown = shutdown_signal()?;
 
     tracing::info!(
-        listen = %listener.local_addr()?,
+        listen = %ctx.settings.listen,
         database = ctx.store.backend(),
         "kapable-comms is serving"
     );
-    serve(ctx.clone(), listener, shutdown_signal()).await?;
+    serve(ctx.clone(), listener, shutdown).await?;
     ctx.store.close().await;
     tracing::info!("kapable-comms stopped");
     Ok(())
@@ -37,26 +40,16 @@ pub async fn serve(
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving HTTP")
 }
 
-async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
+/// Resolves at the first SIGINT or SIGTERM. The handlers are installed at once, before the
+/// server reports that it is serving, so an early signal is never lost.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received; finishing in-flight requests"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received; finishing in-flight requests"),
         }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = interrupt => tracing::info!("SIGINT received; finishing in-flight requests"),
-        () = terminate => tracing::info!("SIGTERM received; finishing in-flight requests"),
-    }
+    })
 }

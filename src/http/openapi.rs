@@ -40,9 +40,10 @@ pub fn document() -> Value {
         item[method] = operation(op, &mut inputs, &mut outputs);
     }
 
+    // Registers `ErrorEnvelope` and the types it uses among the definitions.
+    outputs.subschema_for::<ErrorEnvelope>();
     let mut schemas = inputs.take_definitions(true);
     schemas.extend(outputs.take_definitions(true));
-    schemas.insert("ErrorEnvelope".into(), inline(outputs.root_schema_for::<ErrorEnvelope>()));
 
     json!({
         "openapi": "3.1.0",

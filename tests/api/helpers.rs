@@ -1,0 +1,229 @@
+//! `TestApp`: a gateway started for one test, with an org, an agent and their secrets.
+
+use std::str::FromStr;
+
+use kapable_comms::admin;
+use kapable_comms::config::{DatabaseArgs, Settings};
+use kapable_comms::state::App;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPool};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// Runs each named scenario `async fn NAME(app: TestApp)` once per database.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let app = $crate::helpers::TestApp::spawn_sqlite().await;
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(app) = $crate::helpers::TestApp::spawn_postgres().await else {
+                        eprintln!("skipped: set TEST_DATABASE_URL to run on Postgres");
+                        return;
+                    };
+                    super::$name(app).await;
+                }
+            )*
+        }
+    };
+}
+
+/// An org of the test database with its credentials.
+#[derive(Debug, Clone)]
+pub struct TestOrg {
+    pub org_id: Uuid,
+    pub token: String,
+    pub agent_id: Uuid,
+    pub agent_key: String,
+}
+
+/// A running gateway and what a test needs to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    /// The org most tests act in, with its first agent `agent`.
+    pub org: TestOrg,
+    pub database_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    _sqlite_dir: Option<tempfile::TempDir>,
+    postgres_db: Option<(String, String)>,
+}
+
+impl TestApp {
+    /// A gateway on a fresh SQLite file.
+    pub async fn spawn_sqlite() -> TestApp {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}/comms.db", dir.path().display());
+        let mut app = Self::spawn(url).await;
+        app._sqlite_dir = Some(dir);
+        app
+    }
+
+    /// A gateway on a fresh Postgres database, if `TEST_DATABASE_URL` is set.
+    pub async fn spawn_postgres() -> Option<TestApp> {
+        let server = std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())?;
+        let name = format!("kc_test_{}", Uuid::now_v7().simple());
+        let admin =
+            PgPool::connect(&server).await.expect("TEST_DATABASE_URL must accept connections");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("creating the test database");
+        admin.close().await;
+        let options = PgConnectOptions::from_str(&server).expect("a Postgres URL").database(&name);
+        let url = options.to_url_lossy().to_string();
+        let mut app = Self::spawn(url).await;
+        app.postgres_db = Some((server, name));
+        Some(app)
+    }
+
+    async fn spawn(database_url: String) -> TestApp {
+        let store = kapable_comms::cli::open(&database_url).await.expect("opening the database");
+        let org = create_org(&store, "test-org").await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let settings = Settings {
+            listen: listener.local_addr().unwrap(),
+            database: DatabaseArgs { database_url: database_url.clone() },
+            public_host: vec![],
+            cors_origin: vec![],
+            max_body_bytes: 1024 * 1024,
+        };
+        let ctx = App::new(store, settings);
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let stop = async {
+                let _ = stopped.await;
+            };
+            kapable_comms::server::serve(ctx, listener, stop).await.expect("the server runs");
+        });
+        TestApp {
+            address,
+            http: reqwest::Client::new(),
+            org,
+            database_url,
+            shutdown: Some(shutdown),
+            _sqlite_dir: None,
+            postgres_db: None,
+        }
+    }
+
+    /// Another org in the same database, for isolation tests.
+    pub async fn other_org(&self) -> TestOrg {
+        let store = kapable_comms::cli::open(&self.database_url).await.unwrap();
+        let org = create_org(&store, &format!("other-{}", Uuid::now_v7().simple())).await;
+        store.close().await;
+        org
+    }
+
+    /// The SDK client acting with `token`.
+    pub fn sdk(&self, token: &str) -> kapable_sdk::Client {
+        kapable_sdk::Client::new(&self.address, token)
+    }
+
+    /// A REST call: `method path` with an optional token and JSON body; the status and the body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, body)
+    }
+
+    /// An MCP JSON-RPC request to `/v1/mcp/{token}`; the HTTP status and the JSON-RPC answer.
+    pub async fn mcp(&self, token: &str, method: &str, params: Value) -> (StatusCode, Value) {
+        let body =
+            serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+        let response = self
+            .http
+            .post(format!("{}/v1/mcp/{token}", self.address))
+            .header("accept", "application/json, text/event-stream")
+            .json(&body)
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Calls an MCP tool and returns its result object.
+    pub async fn tool(&self, token: &str, name: &str, arguments: Value) -> Value {
+        let (status, answer) = self
+            .mcp(token, "tools/call", serde_json::json!({ "name": name, "arguments": arguments }))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        answer["result"].clone()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some((server, name)) = self.postgres_db.take() {
+            // Dropped on a thread of its own: Drop cannot await, and the test's runtime is busy.
+            let dropped = std::thread::spawn(move || {
+                let runtime =
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async {
+                    let admin = PgPool::connect(&server).await?;
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await?;
+                    admin.close().await;
+                    Ok::<_, sqlx::Error>(())
+                })
+            });
+            if let Ok(Err(error)) = dropped.join() {
+                eprintln!("could not drop the test database: {error}");
+            }
+        }
+    }
+}
+
+async fn create_org(store: &kapable_comms::store::Store, name: &str) -> TestOrg {
+    let created = admin::create_org(store, name, Some("agent")).await.expect("creating an org");
+    let agent_key = created.agent_key.expect("the org was created with an agent");
+    let token = created.app_token.expose().to_owned();
+    let agent_id = store
+        .list_agents(created.org_id, None, 10)
+        .await
+        .expect("listing agents")
+        .into_iter()
+        .map(kapable_sdk::comms::types::Agent::from)
+        .find(|agent| agent.name == "agent")
+        .expect("the first agent")
+        .id;
+    TestOrg { org_id: created.org_id, token, agent_id, agent_key: agent_key.expose().to_owned() }
+}

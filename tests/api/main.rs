@@ -1,0 +1,13 @@
+//! Integration tests: the real server on a free port, a fresh database per test.
+//!
+//! Every scenario runs on SQLite, and on Postgres too when `TEST_DATABASE_URL` names a server
+//! (`postgres://postgres@127.0.0.1:5432/`); each test then gets a database of its own.
+
+mod helpers;
+
+mod agents;
+mod cli;
+mod keys;
+mod mcp;
+mod openapi;
+mod registry;

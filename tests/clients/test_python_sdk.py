@@ -1,0 +1,93 @@
+"""The official Python MCP SDK, as a real client, against a running kapable-comms server.
+
+The server is not started here: a harness starts it and sets KAPABLE_MCP_URL to the full MCP
+URL with the token in the path, e.g. http://127.0.0.1:PORT/v1/mcp/ak_xxx (an agent's token).
+Without KAPABLE_MCP_URL every test here is skipped.
+
+Written against mcp 2.x (pinned in requirements.txt) but kept working on mcp 1.x: the transport
+was renamed (streamablehttp_client -> streamable_http_client) and now yields 2 streams instead
+of 3, and model fields went snake_case with camelCase aliases, so results are compared as
+`model_dump(by_alias=True)` dicts, i.e. in wire (camelCase) form.
+
+Runs on anyio's pytest plugin, which ships with anyio (a dependency of mcp).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+from mcp import ClientSession
+
+try:  # mcp >= 1.24 / 2.x
+    from mcp.client.streamable_http import streamable_http_client as _http_client
+except ImportError:  # older mcp 1.x
+    from mcp.client.streamable_http import streamablehttp_client as _http_client
+
+MCP_URL = os.environ.get("KAPABLE_MCP_URL", "")
+TIMEOUT_S = float(os.environ.get("KAPABLE_MCP_TIMEOUT", "30"))
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.skipif(not MCP_URL, reason="KAPABLE_MCP_URL is not set (the harness starts the server)"),
+]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@asynccontextmanager
+async def connect() -> AsyncIterator[ClientSession]:
+    """An initialized ClientSession over Streamable HTTP."""
+    async with _http_client(MCP_URL) as streams:
+        read_stream, write_stream = streams[0], streams[1]  # 1.x yields a third item (session id getter)
+        async with ClientSession(read_stream, write_stream) as session:
+            with anyio.fail_after(TIMEOUT_S):
+                await session.initialize()
+            yield session
+
+
+def wire(model: Any) -> dict[str, Any]:
+    """A pydantic model from the SDK as its JSON (camelCase) form."""
+    return model.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def texts(result: dict[str, Any]) -> str:
+    return "\n".join(block.get("text", "") for block in result.get("content", []) if block.get("type") == "text")
+
+
+async def test_lists_tools_and_calls_whoami() -> None:
+    async with connect() as session:
+        with anyio.fail_after(TIMEOUT_S):
+            listed = wire(await session.list_tools())
+        tools = listed["tools"]
+        names = [tool["name"] for tool in tools]
+        assert "whoami" in names, f"whoami missing from tools/list: {names}"
+        for tool in tools:
+            schema = tool.get("inputSchema")
+            assert isinstance(schema, dict) and schema.get("type") == "object", (
+                f"tool {tool['name']} has inputSchema {schema!r}, want a JSON Schema of type object"
+            )
+
+        with anyio.fail_after(TIMEOUT_S):
+            result = wire(await session.call_tool("whoami", {}))
+        assert not result.get("isError"), f"whoami failed: {texts(result)}"
+        structured = result.get("structuredContent")
+        assert isinstance(structured, dict), f"whoami returned no structuredContent: {json.dumps(result)}"
+        assert structured.get("kind") == "agent", structured
+        assert structured.get("org_id"), structured
+
+
+async def test_whoami_rejects_unknown_argument() -> None:
+    async with connect() as session:
+        with anyio.fail_after(TIMEOUT_S):
+            result = wire(await session.call_tool("whoami", {"bogus": 1}))
+        assert result.get("isError") is True, f"whoami accepted an unknown argument: {json.dumps(result)}"
+        assert "bogus" in texts(result), f"error does not name the bad argument: {texts(result)!r}"
