@@ -1,8 +1,7 @@
 """The official Python MCP SDK, as a real client, against a running kapable-comms server.
 
-The server is not started here: a harness starts it and sets KAPABLE_MCP_URL to the full MCP
-URL with the token in the path, e.g. http://127.0.0.1:PORT/v1/mcp/ak_xxx (an agent's token).
-Without KAPABLE_MCP_URL every test here is skipped.
+The `mcp_url` fixture (conftest.py) starts the server, or takes KAPABLE_MCP_URL: the full MCP
+URL with an agent's key in the path, e.g. http://127.0.0.1:PORT/v1/mcp/ak_xxx.
 
 Written against mcp 2.x (pinned in requirements.txt) but kept working on mcp 1.x: the transport
 was renamed (streamablehttp_client -> streamable_http_client) and now yields 2 streams instead
@@ -29,13 +28,9 @@ try:  # mcp >= 1.24 / 2.x
 except ImportError:  # older mcp 1.x
     from mcp.client.streamable_http import streamablehttp_client as _http_client
 
-MCP_URL = os.environ.get("KAPABLE_MCP_URL", "")
 TIMEOUT_S = float(os.environ.get("KAPABLE_MCP_TIMEOUT", "30"))
 
-pytestmark = [
-    pytest.mark.anyio,
-    pytest.mark.skipif(not MCP_URL, reason="KAPABLE_MCP_URL is not set (the harness starts the server)"),
-]
+pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
@@ -44,9 +39,9 @@ def anyio_backend() -> str:
 
 
 @asynccontextmanager
-async def connect() -> AsyncIterator[ClientSession]:
+async def connect(url: str) -> AsyncIterator[ClientSession]:
     """An initialized ClientSession over Streamable HTTP."""
-    async with _http_client(MCP_URL) as streams:
+    async with _http_client(url) as streams:
         read_stream, write_stream = streams[0], streams[1]  # 1.x yields a third item (session id getter)
         async with ClientSession(read_stream, write_stream) as session:
             with anyio.fail_after(TIMEOUT_S):
@@ -63,8 +58,8 @@ def texts(result: dict[str, Any]) -> str:
     return "\n".join(block.get("text", "") for block in result.get("content", []) if block.get("type") == "text")
 
 
-async def test_lists_tools_and_calls_whoami() -> None:
-    async with connect() as session:
+async def test_lists_tools_and_calls_whoami(mcp_url: str) -> None:
+    async with connect(mcp_url) as session:
         with anyio.fail_after(TIMEOUT_S):
             listed = wire(await session.list_tools())
         tools = listed["tools"]
@@ -85,8 +80,8 @@ async def test_lists_tools_and_calls_whoami() -> None:
         assert structured.get("org_id"), structured
 
 
-async def test_whoami_rejects_unknown_argument() -> None:
-    async with connect() as session:
+async def test_whoami_rejects_unknown_argument(mcp_url: str) -> None:
+    async with connect(mcp_url) as session:
         with anyio.fail_after(TIMEOUT_S):
             result = wire(await session.call_tool("whoami", {"bogus": 1}))
         assert result.get("isError") is True, f"whoami accepted an unknown argument: {json.dumps(result)}"
