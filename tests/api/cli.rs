@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kapable-comms");
@@ -11,26 +11,45 @@ fn database_url(dir: &tempfile::TempDir) -> String {
     format!("sqlite://{}/comms.db", dir.path().display())
 }
 
-/// Starts `serve` on a free port; returns the child and the address it listens on.
-fn start(url: &str) -> (std::process::Child, String) {
+/// A running `serve` process, its address and everything it has logged so far.
+struct Running {
+    child: std::process::Child,
+    address: String,
+    log: Arc<Mutex<String>>,
+}
+
+/// Starts `serve` on a free port with extra environment variables.
+fn start_with(url: &str, env: &[(&str, &str)]) -> Running {
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts");
     let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
     let (lines, serving) = mpsc::channel();
+    let collected = Arc::clone(&log);
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(at) = line.split("listen=").nth(1) {
                 let _ = lines.send(at.split_whitespace().next().unwrap_or_default().to_owned());
             }
+            let mut log = collected.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
         }
     });
     let address =
         serving.recv_timeout(Duration::from_secs(60)).expect("the server reports its address");
-    (child, address)
+    Running { child, address, log }
+}
+
+/// Starts `serve` on a free port; returns the child and the address it listens on.
+fn start(url: &str) -> (std::process::Child, String) {
+    let running = start_with(url, &[]);
+    (running.child, running.address)
 }
 
 fn stop(mut child: std::process::Child) -> (i32, String) {
@@ -115,5 +134,65 @@ fn help_lists_every_setting_with_its_environment_variable() {
         ("--max-body-bytes", "MAX_BODY_BYTES"),
     ] {
         assert!(text.contains(flag) && text.contains(&format!("env: {env}")), "{flag}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_log_even_at_trace_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = database_url(&dir);
+    let running = start_with(&url, &[("RUST_LOG", "trace")]);
+    let base = format!("http://{}", running.address);
+    let http = reqwest::Client::new();
+
+    // The secrets come from the first start's stdout, which the log must not repeat.
+    let mut child = running.child;
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    while !printed.contains("claude mcp add") {
+        stdout.read_line(&mut printed).unwrap();
+    }
+    let word = |prefix: &str| {
+        printed.split_whitespace().find(|w| w.starts_with(prefix)).unwrap().to_owned()
+    };
+    let (token, key) = (word("kap_"), word("ak_"));
+
+    let me = http.get(format!("{base}/v1/me")).bearer_auth(&token).send().await.unwrap();
+    assert!(me.status().is_success());
+    let minted: serde_json::Value = http
+        .post(format!(
+            "{base}/v1/orgs/{}/app-tokens",
+            me.json::<serde_json::Value>().await.unwrap()["org_id"].as_str().unwrap()
+        ))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "label": "x" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let body = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": { "name": "whoami", "arguments": {} } });
+    let mcp = http
+        .post(format!("{base}/v1/mcp/{key}"))
+        .header("accept", "application/json, text/event-stream")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(mcp.status().is_success());
+    let wrong =
+        http.get(format!("{base}/v1/me")).bearer_auth(format!("{key}x")).send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    child.wait().unwrap();
+    let log = running.log.lock().unwrap().clone();
+    assert!(log.contains("/v1/mcp/{token}"), "the MCP route is logged by its template:\n{log}");
+    let minted = minted["token"].as_str().unwrap();
+    for secret in [token.as_str(), key.as_str(), minted, &key[3..20]] {
+        assert!(!log.contains(secret), "a secret reached the log: {secret}");
     }
 }
