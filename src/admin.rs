@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::auth::{Secret, TokenKind};
 use crate::config::{AdminAction, Settings};
-use crate::store::{NewCredential, NewOrg, Store, StoreError};
+use crate::store::{NewOrg, Store, StoreError};
 
 /// Runs an `admin` action, printing its result as JSON on stdout.
 pub async fn run(store: &Store, action: AdminAction) -> anyhow::Result<()> {
@@ -57,24 +57,15 @@ pub async fn create_org(
     let org = NewOrg {
         id: Uuid::now_v7(),
         name: name.to_owned(),
-        token: credential(&app_token, "created with the org"),
+        token: app_token.credential("created with the org"),
         first_agent: agent
             .zip(agent_key.as_ref())
-            .map(|(agent, key)| (Uuid::now_v7(), agent.to_owned(), credential(key, "first start"))),
+            .map(|(agent, key)| (Uuid::now_v7(), agent.to_owned(), key.credential("first start"))),
     };
     match store.create_org(&org).await {
         Ok(row) => Ok(CreatedOrg { org_id: row.id, app_token, agent_key }),
         Err(StoreError::Duplicate(_)) => anyhow::bail!("an org named `{name}` already exists"),
         Err(error) => Err(error).context("creating the org"),
-    }
-}
-
-fn credential(secret: &Secret, label: &str) -> NewCredential {
-    NewCredential {
-        id: Uuid::now_v7(),
-        label: label.to_owned(),
-        prefix: secret.prefix(),
-        hash: secret.hash(),
     }
 }
 

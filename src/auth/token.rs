@@ -8,6 +8,9 @@
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::store::NewCredential;
 
 /// Random characters after the prefix: 43 base62 characters carry 256 bits.
 const RANDOM_CHARS: usize = 43;
@@ -69,6 +72,16 @@ impl Secret {
     /// The hash the store keeps.
     pub fn hash(&self) -> [u8; 32] {
         hash(&self.text)
+    }
+
+    /// The row that stores this secret: a new id, the label, the prefix and the hash.
+    pub fn credential(&self, label: &str) -> NewCredential {
+        NewCredential {
+            id: Uuid::now_v7(),
+            label: label.to_owned(),
+            prefix: self.prefix(),
+            hash: self.hash(),
+        }
     }
 }
 

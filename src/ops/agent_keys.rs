@@ -16,7 +16,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::pagination;
 use crate::registry::{Operation, Reply};
 use crate::state::Ctx;
-use crate::store::NewCredential;
 
 /// The longest label a key or token may carry.
 pub(super) const LABEL_MAX: usize = 100;
@@ -71,7 +70,7 @@ async fn mint(
     }
 
     let secret = Secret::generate(TokenKind::Agent);
-    let key = new_credential(&secret, label);
+    let key = secret.credential(label);
     let row = ctx.store.insert_agent_key(org_id, input.agent_id, &key).await?;
 
     let shown = AgentKey::from(row);
@@ -83,16 +82,6 @@ async fn mint(
         key: secret.expose().to_owned(),
         created_at: shown.created_at,
     }))
-}
-
-/// A credential row for a fresh secret.
-pub(super) fn new_credential(secret: &Secret, label: &str) -> NewCredential {
-    NewCredential {
-        id: Uuid::now_v7(),
-        label: label.to_owned(),
-        prefix: secret.prefix(),
-        hash: secret.hash(),
-    }
 }
 
 /// GET /v1/agents/{agent_id}/keys

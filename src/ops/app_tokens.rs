@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::agent_keys::{LABEL_MAX, new_credential};
+use super::agent_keys::LABEL_MAX;
 use super::validate;
 use crate::auth::{Caller, Secret, TokenKind};
 use crate::error::{ApiError, ApiResult};
@@ -64,7 +64,7 @@ async fn mint(
     let label = validate::text("label", &input.body.label, LABEL_MAX)?;
 
     let secret = Secret::generate(TokenKind::App);
-    let row = ctx.store.insert_app_token(org_id, &new_credential(&secret, label)).await?;
+    let row = ctx.store.insert_app_token(org_id, &secret.credential(label)).await?;
 
     let shown = AppToken::from(row);
     Ok(Reply::ok(AppTokenCreated {
