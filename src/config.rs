@@ -80,6 +80,10 @@ pub struct Settings {
     #[arg(long, env = "CORS_ORIGIN", value_delimiter = ',')]
     pub cors_origin: Vec<String>,
 
+    /// Seconds after its last heartbeat that an agent still counts as online in a room.
+    #[arg(long, env = "PRESENCE_TTL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=86400))]
+    pub presence_ttl_secs: u32,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

@@ -61,6 +61,11 @@ impl Limit {
         }
     }
 
+    /// How many rows a page holds.
+    pub fn rows(self) -> usize {
+        self.0 as usize
+    }
+
     /// How many rows to fetch: one more than the page, to learn whether another page follows.
     pub fn fetch(self) -> i64 {
         i64::from(self.0) + 1

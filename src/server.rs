@@ -36,8 +36,11 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let sweeper = tokio::spawn(crate::ops::sweep_presence(ctx.clone()));
     let app = http::router(ctx)?;
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving HTTP")
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    sweeper.abort();
+    served.context("serving HTTP")
 }
 
 /// Resolves at the first SIGINT or SIGTERM. The handlers are installed at once, before the

@@ -28,6 +28,15 @@ pub enum Caller {
         /// The key used.
         key_id: Uuid,
     },
+    /// A participant token: acts as one guest in one room, for that room's member operations.
+    Participant {
+        /// The room's org.
+        org_id: Uuid,
+        /// The one room the token works in.
+        room_id: Uuid,
+        /// The participant it acts as.
+        member_id: Uuid,
+    },
 }
 
 impl Caller {
@@ -37,6 +46,7 @@ impl Caller {
             Caller::Anonymous => None,
             Caller::Org { .. } => Some(CallerKind::Org),
             Caller::Agent { .. } => Some(CallerKind::Agent),
+            Caller::Participant { .. } => Some(CallerKind::Participant),
         }
     }
 
@@ -44,7 +54,9 @@ impl Caller {
     pub fn org_id(&self) -> Option<Uuid> {
         match self {
             Caller::Anonymous => None,
-            Caller::Org { org_id, .. } | Caller::Agent { org_id, .. } => Some(*org_id),
+            Caller::Org { org_id, .. }
+            | Caller::Agent { org_id, .. }
+            | Caller::Participant { org_id, .. } => Some(*org_id),
         }
     }
 
@@ -80,6 +92,10 @@ impl Callers {
     pub const ORG: Callers = Callers(2);
     /// Agent keys.
     pub const AGENT: Callers = Callers(4);
+    /// Members of the room the operation names: agent keys of member agents and participant
+    /// tokens of that room. The operation checks the membership itself.
+    pub const MEMBER: Callers = Callers(4 | 8);
+    const PARTICIPANT: Callers = Callers(8);
 
     /// Both sets together.
     pub const fn and(self, other: Callers) -> Callers {
@@ -97,7 +113,7 @@ impl Callers {
             None => Self::ANYONE,
             Some(CallerKind::Org) => Self::ORG,
             Some(CallerKind::Agent) => Self::AGENT,
-            Some(CallerKind::Participant) => return false,
+            Some(CallerKind::Participant) => Self::PARTICIPANT,
         };
         self.is_public() || self.0 & bit.0 != 0
     }
@@ -111,7 +127,9 @@ impl Callers {
         if self.0 & Self::ORG.0 != 0 {
             kinds.push("an org app token (kap_...)");
         }
-        if self.0 & Self::AGENT.0 != 0 {
+        if self.0 & Self::PARTICIPANT.0 != 0 {
+            kinds.push("the key of a member agent (ak_...) or a participant token (pt_...)");
+        } else if self.0 & Self::AGENT.0 != 0 {
             kinds.push("an agent key (ak_...)");
         }
         kinds.join(" or ")
@@ -128,6 +146,15 @@ mod tests {
         assert!(org.admits(Some(CallerKind::Org)));
         assert!(!org.admits(Some(CallerKind::Agent)));
         assert!(!org.admits(None));
+    }
+
+    #[test]
+    fn a_member_operation_admits_agents_and_participants_but_not_anonymous_callers() {
+        let member = Callers::ORG.and(Callers::MEMBER);
+        assert!(member.admits(Some(CallerKind::Participant)));
+        assert!(member.admits(Some(CallerKind::Agent)));
+        assert!(!member.admits(None));
+        assert!(!Callers::AGENT.admits(Some(CallerKind::Participant)));
     }
 
     #[test]

@@ -60,7 +60,12 @@ impl Authenticator {
         let found = match presented.kind {
             TokenKind::App => store.find_app_token(&hash).await?,
             TokenKind::Agent => store.find_agent_key(&hash).await?,
-            TokenKind::Participant => None,
+            TokenKind::Participant => store.find_participant(&hash).await?,
+            TokenKind::Invite => {
+                return Err(ApiError::unauthorized(
+                    "an invite token is not a credential; redeem it with `join_room`",
+                ));
+            }
         };
         let credential = found
             .filter(|credential| stored_hash(credential).ct_eq(&hash).into())
@@ -77,6 +82,8 @@ impl Authenticator {
         let id = match credential {
             Credential::App { token_id, .. } => *token_id,
             Credential::Agent { key_id, .. } => *key_id,
+            // Participant tokens live as long as the membership; their use is not recorded.
+            Credential::Participant { .. } => return,
         };
         let now = Instant::now();
         {
@@ -100,7 +107,9 @@ impl Authenticator {
 
 fn stored_hash(credential: &Credential) -> &[u8] {
     match credential {
-        Credential::App { hash, .. } | Credential::Agent { hash, .. } => hash,
+        Credential::App { hash, .. }
+        | Credential::Agent { hash, .. }
+        | Credential::Participant { hash, .. } => hash,
     }
 }
 
@@ -109,6 +118,9 @@ fn caller_of(credential: Credential) -> Caller {
         Credential::App { token_id, org_id, .. } => Caller::Org { org_id, token_id },
         Credential::Agent { key_id, org_id, agent_id, agent_name, .. } => {
             Caller::Agent { org_id, agent_id, agent_name, key_id }
+        }
+        Credential::Participant { org_id, room_id, member_id, .. } => {
+            Caller::Participant { org_id, room_id, member_id }
         }
     }
 }

@@ -26,6 +26,8 @@ pub enum TokenKind {
     Agent,
     /// A room participant token, `pt_...`.
     Participant,
+    /// A room invite token, `inv_...`: redeemed by `join_room`, never a credential.
+    Invite,
 }
 
 impl TokenKind {
@@ -35,6 +37,7 @@ impl TokenKind {
             TokenKind::App => "kap_",
             TokenKind::Agent => "ak_",
             TokenKind::Participant => "pt_",
+            TokenKind::Invite => "inv_",
         }
     }
 }
@@ -107,7 +110,7 @@ pub enum MalformedToken {
 impl<'a> PresentedToken<'a> {
     /// Checks the token's prefix, length and alphabet.
     pub fn parse(text: &'a str) -> Result<Self, MalformedToken> {
-        let kind = [TokenKind::App, TokenKind::Agent, TokenKind::Participant]
+        let kind = [TokenKind::App, TokenKind::Agent, TokenKind::Participant, TokenKind::Invite]
             .into_iter()
             .find(|kind| text.starts_with(kind.prefix()))
             .ok_or(MalformedToken::UnknownPrefix)?;
@@ -134,7 +137,7 @@ mod tests {
 
     #[test]
     fn a_generated_secret_parses_back_with_the_same_kind_and_hash() {
-        for kind in [TokenKind::App, TokenKind::Agent, TokenKind::Participant] {
+        for kind in [TokenKind::App, TokenKind::Agent, TokenKind::Participant, TokenKind::Invite] {
             let secret = Secret::generate(kind);
             let presented = PresentedToken::parse(secret.expose()).unwrap();
             assert_eq!(presented.kind, kind);

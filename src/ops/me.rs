@@ -17,23 +17,31 @@ pub fn whoami() -> Operation {
              its org, and the agent or room it is bound to. Call this first to learn your own \
              agent id.",
         )
-        .callers(Callers::ORG.and(Callers::AGENT))
+        .callers(Callers::ORG.and(Callers::MEMBER))
         .handle(handle)
 }
 
 async fn handle(_ctx: Ctx, caller: Caller, _input: NoInput) -> ApiResult<Reply<Whoami>> {
     let kind = caller.kind().ok_or_else(|| ApiError::unauthorized("no token"))?;
     let org_id = caller.org()?;
-    let (agent_id, agent_name) = match caller {
-        Caller::Agent { agent_id, agent_name, .. } => (Some(agent_id), Some(agent_name)),
-        _ => (None, None),
-    };
-    Ok(Reply::ok(Whoami {
+    let mut me = Whoami {
         kind,
         org_id,
-        agent_id,
-        agent_name,
+        agent_id: None,
+        agent_name: None,
         room_id: None,
         participant_id: None,
-    }))
+    };
+    match caller {
+        Caller::Agent { agent_id, agent_name, .. } => {
+            me.agent_id = Some(agent_id);
+            me.agent_name = Some(agent_name);
+        }
+        Caller::Participant { room_id, member_id, .. } => {
+            me.room_id = Some(room_id);
+            me.participant_id = Some(member_id);
+        }
+        Caller::Org { .. } | Caller::Anonymous => {}
+    }
+    Ok(Reply::ok(me))
 }

@@ -7,7 +7,8 @@ mod agent_keys;
 mod agents;
 mod app_tokens;
 mod me;
-mod validate;
+mod rooms;
+pub(crate) mod validate;
 
 use std::sync::LazyLock;
 
@@ -15,6 +16,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::registry::Operation;
+
+pub use rooms::sweep_presence;
 
 /// The registry: every operation, in the order the OpenAPI document and tool list show them.
 pub fn all() -> &'static [Operation] {
@@ -30,6 +33,20 @@ pub fn all() -> &'static [Operation] {
             app_tokens::mint_app_token(),
             app_tokens::list_app_tokens(),
             app_tokens::revoke_app_token(),
+            rooms::create_room(),
+            rooms::list_rooms(),
+            rooms::get_room(),
+            rooms::join_room(),
+            rooms::create_room_invite(),
+            rooms::list_room_invites(),
+            rooms::revoke_room_invite(),
+            rooms::invite_agent_to_room(),
+            rooms::revoke_room_agent(),
+            rooms::post_room_message(),
+            rooms::list_room_messages(),
+            rooms::annotate_message(),
+            rooms::heartbeat(),
+            rooms::room_presence(),
         ]
     });
     &ALL

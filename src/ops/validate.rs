@@ -4,6 +4,13 @@ use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
 
+/// The longest name of an agent or a room.
+pub const NAME_MAX: usize = 100;
+/// The longest description of an agent or a room.
+pub const DESCRIPTION_MAX: usize = 1000;
+/// The largest metadata object, in bytes of JSON.
+pub const METADATA_MAX_BYTES: usize = 16 * 1024;
+
 /// A required name: trimmed, 1 to `max` characters, no control characters.
 pub fn name<'a>(field: &str, value: &'a str, max: usize) -> ApiResult<&'a str> {
     let value = value.trim();
@@ -26,6 +33,19 @@ pub fn text<'a>(field: &str, value: &'a str, max: usize) -> ApiResult<&'a str> {
         return Err(ApiError::invalid_field(field, "must not contain control characters"));
     }
     Ok(value)
+}
+
+/// An optional description of at most [`DESCRIPTION_MAX`] characters.
+pub fn optional_text<'a>(field: &str, value: Option<&'a str>) -> ApiResult<Option<&'a str>> {
+    value.map(|v| text(field, v, DESCRIPTION_MAX)).transpose()
+}
+
+/// An optional `metadata` object of at most [`METADATA_MAX_BYTES`]; `{}` when absent.
+pub fn metadata(value: Option<&Value>) -> ApiResult<Value> {
+    match value {
+        Some(value) => Ok(object("metadata", value, METADATA_MAX_BYTES)?.clone()),
+        None => Ok(Value::Object(Default::default())),
+    }
 }
 
 /// A JSON object of at most `max_bytes` once serialized.

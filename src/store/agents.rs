@@ -19,6 +19,18 @@ pub struct AgentRow {
     updated_at: DateTime<Utc>,
 }
 
+impl AgentRow {
+    /// The agent's id.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The agent's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 impl From<AgentRow> for Agent {
     fn from(row: AgentRow) -> Self {
         Agent {

@@ -48,6 +48,17 @@ pub enum Credential {
         /// The stored hash, for a constant-time comparison.
         hash: Vec<u8>,
     },
+    /// A guest's participant token, while the guest is a member of its room.
+    Participant {
+        /// The room's org.
+        org_id: Uuid,
+        /// The room.
+        room_id: Uuid,
+        /// The guest's membership.
+        member_id: Uuid,
+        /// The stored hash, for a constant-time comparison.
+        hash: Vec<u8>,
+    },
 }
 
 /// An agent key as stored, without its secret.
@@ -152,6 +163,23 @@ impl Store {
         }))
     }
 
+    /// The live participant token with this hash.
+    pub async fn find_participant(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<Credential>, StoreError> {
+        let sql = "SELECT id, org_id, room_id, token_hash FROM room_members \
+                   WHERE token_hash = $1 AND revoked_at IS NULL";
+        let row: Option<(Uuid, Uuid, Uuid, Vec<u8>)> =
+            on_pool!(self, |pool| sqlx::query_as(sql).bind(&hash[..]).fetch_optional(pool).await)?;
+        Ok(row.map(|(member_id, org_id, room_id, hash)| Credential::Participant {
+            org_id,
+            room_id,
+            member_id,
+            hash,
+        }))
+    }
+
     /// Records that a credential was used at `at`. Callers throttle this (once a minute).
     pub async fn touch_credential(&self, credential: &Credential) -> Result<(), StoreError> {
         let (sql, id) = match credential {
@@ -161,6 +189,7 @@ impl Store {
             Credential::Agent { key_id, .. } => {
                 ("UPDATE agent_keys SET last_used_at = $2 WHERE id = $1", key_id)
             }
+            Credential::Participant { .. } => return Ok(()),
         };
         let at = now();
         on_pool!(self, |pool| sqlx::query(sql).bind(id).bind(at).execute(pool).await.map(drop))?;

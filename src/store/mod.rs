@@ -10,7 +10,12 @@
 mod agents;
 mod credentials;
 mod error;
+mod invites;
+mod members;
+mod messages;
 mod orgs;
+mod presence;
+mod rooms;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -26,7 +31,12 @@ use sqlx::sqlite::{
 pub use agents::AgentRow;
 pub use credentials::{AgentKeyRow, AppTokenRow, Credential, NewCredential};
 pub use error::StoreError;
+pub use invites::{InviteRow, JoinAs, Joined, NewInvite};
+pub use members::{MemberRow, NewMember};
+pub use messages::{AnnotationRow, MessageRow, NewAnnotation, NewMessage};
 pub use orgs::{NewOrg, OrgRow};
+pub use presence::PresenceRow;
+pub use rooms::{NewRoom, RoomRow};
 
 /// The database behind the gateway: SQLite (the default) or Postgres.
 #[derive(Debug, Clone)]
@@ -54,6 +64,10 @@ macro_rules! on_pool {
 pub(crate) use on_pool;
 
 /// The current time at the precision both backends keep (microseconds).
+///
+/// SQLite keeps times as RFC 3339 text ending in `+00:00` with 0, 3 or 6 fractional digits;
+/// since `+` and `.` sort before every digit, comparing that text compares the times, so range
+/// queries on times read the same on both backends.
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
@@ -89,6 +103,16 @@ impl Store {
         match self.db {
             Db::Sqlite(_) => "sqlite",
             Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// The statement that opens a transaction that will write. SQLite takes its write lock up
+    /// front (`IMMEDIATE`), or a transaction that reads and then writes fails when another
+    /// writer commits in between; Postgres locks rows as it goes.
+    fn write_transaction(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => "BEGIN IMMEDIATE",
+            Db::Postgres(_) => "BEGIN",
         }
     }
 

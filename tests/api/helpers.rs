@@ -100,6 +100,7 @@ impl TestApp {
             database: DatabaseArgs { database_url: database_url.clone() },
             public_host: vec![],
             cors_origin: vec![],
+            presence_ttl_secs: 60,
             max_body_bytes: 1024 * 1024,
         };
         let ctx = App::new(store, settings);

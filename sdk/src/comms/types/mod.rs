@@ -6,9 +6,11 @@
 mod agents;
 mod common;
 mod identity;
+mod rooms;
 mod tokens;
 
 pub use agents::*;
 pub use common::*;
 pub use identity::*;
+pub use rooms::*;
 pub use tokens::*;

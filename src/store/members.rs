@@ -1,0 +1,210 @@
+//! Room members: agents of the org and guests, each with a role. A revoked membership keeps its
+//! row (messages point at it) but no longer grants anything.
+
+use chrono::{DateTime, Utc};
+use kapable_sdk::comms::types::Participant;
+use sqlx::query::Query;
+use uuid::Uuid;
+
+use super::{Store, StoreError, now, on_pool};
+
+/// A membership as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberRow {
+    /// The membership's id: the participant id.
+    pub id: Uuid,
+    /// `agent` or `guest`.
+    pub kind: String,
+    /// The agent, for agent members.
+    pub agent_id: Option<Uuid>,
+    /// The name shown with its messages.
+    pub display_name: String,
+    /// Its role.
+    pub role: String,
+    joined_at: DateTime<Utc>,
+}
+
+impl From<MemberRow> for Participant {
+    fn from(row: MemberRow) -> Self {
+        Participant {
+            id: row.id,
+            kind: row.kind,
+            agent_id: row.agent_id,
+            display_name: row.display_name,
+            role: row.role,
+            joined_at: row.joined_at,
+        }
+    }
+}
+
+/// A membership about to be created.
+#[derive(Debug, Clone)]
+pub struct NewMember {
+    /// The new participant id.
+    pub id: Uuid,
+    /// The room's org.
+    pub org_id: Uuid,
+    /// `agent` or `guest`.
+    pub kind: &'static str,
+    /// The agent, for agent members.
+    pub agent_id: Option<Uuid>,
+    /// The name shown with its messages.
+    pub display_name: String,
+    /// Its role.
+    pub role: String,
+    /// The hash of a guest's participant token.
+    pub token_hash: Option<[u8; 32]>,
+}
+
+pub(super) const INSERT_MEMBER: &str = "INSERT INTO room_members (id, org_id, room_id, kind, \
+    agent_id, display_name, role, token_hash, joined_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// The columns of [`MemberRow`], for `concat!` into static statements.
+macro_rules! columns {
+    () => {
+        "id, kind, agent_id, display_name, role, joined_at"
+    };
+}
+
+/// Selects an agent's live membership of a room: `$1` the room, `$2` the agent.
+pub(super) const SELECT_AGENT_MEMBER: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM room_members WHERE room_id = $1 AND agent_id = $2 AND revoked_at IS NULL"
+);
+
+impl NewMember {
+    /// Binds this member to [`INSERT_MEMBER`] for `room_id`.
+    pub(super) fn bind_insert<'q, DB>(
+        &'q self,
+        query: Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+        room_id: Uuid,
+    ) -> Query<'q, DB, <DB as sqlx::Database>::Arguments>
+    where
+        DB: sqlx::Database,
+        Uuid: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        Option<Uuid>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        Option<&'q [u8]>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        query
+            .bind(self.id)
+            .bind(self.org_id)
+            .bind(room_id)
+            .bind(self.kind)
+            .bind(self.agent_id)
+            .bind(self.display_name.as_str())
+            .bind(self.role.as_str())
+            .bind(self.token_hash.as_ref().map(|h| &h[..]))
+            .bind(now())
+    }
+
+    /// The row this member becomes once stored.
+    pub(super) fn into_row(self) -> MemberRow {
+        MemberRow {
+            id: self.id,
+            kind: self.kind.to_owned(),
+            agent_id: self.agent_id,
+            display_name: self.display_name,
+            role: self.role,
+            joined_at: now(),
+        }
+    }
+}
+
+impl Store {
+    /// The agent's live membership of the room.
+    pub async fn agent_member(
+        &self,
+        room_id: Uuid,
+        agent_id: Uuid,
+    ) -> Result<Option<MemberRow>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_as(SELECT_AGENT_MEMBER)
+            .bind(room_id)
+            .bind(agent_id)
+            .fetch_optional(pool)
+            .await)?)
+    }
+
+    /// A live membership of the room by its participant id.
+    pub async fn member(
+        &self,
+        room_id: Uuid,
+        member_id: Uuid,
+    ) -> Result<Option<MemberRow>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            columns!(),
+            " FROM room_members WHERE room_id = $1 AND id = $2 AND revoked_at IS NULL"
+        );
+        Ok(on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(room_id)
+            .bind(member_id)
+            .fetch_optional(pool)
+            .await)?)
+    }
+
+    /// The room's live members, in the order they joined.
+    pub async fn members(&self, room_id: Uuid) -> Result<Vec<MemberRow>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            columns!(),
+            " FROM room_members WHERE room_id = $1 AND revoked_at IS NULL ORDER BY id"
+        );
+        Ok(on_pool!(self, |pool| sqlx::query_as(sql).bind(room_id).fetch_all(pool).await)?)
+    }
+
+    /// Makes the agent a member with `role`, or gives an existing member that role. Returns the
+    /// membership and whether it is new.
+    pub async fn add_agent_member(
+        &self,
+        room_id: Uuid,
+        member: NewMember,
+    ) -> Result<(MemberRow, bool), StoreError> {
+        let agent_id = member.agent_id.expect("an agent member names its agent");
+        let update = "UPDATE room_members SET role = $3 \
+                      WHERE room_id = $1 AND agent_id = $2 AND revoked_at IS NULL";
+        let updated = on_pool!(self, |pool| sqlx::query(update)
+            .bind(room_id)
+            .bind(agent_id)
+            .bind(&member.role)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))?;
+        if updated == 0 {
+            let inserted = on_pool!(self, |pool| member
+                .bind_insert(sqlx::query(INSERT_MEMBER), room_id)
+                .execute(pool)
+                .await
+                .map(drop));
+            match inserted.map_err(StoreError::from) {
+                Ok(()) => return Ok((member.into_row(), true)),
+                // Added concurrently by another request: answer with the stored row.
+                Err(StoreError::Duplicate(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        let row = self.agent_member(room_id, agent_id).await?;
+        Ok((row.expect("the membership exists"), false))
+    }
+
+    /// Ends the agent's membership; the ended membership, or `None` if it had none.
+    pub async fn revoke_agent_member(
+        &self,
+        room_id: Uuid,
+        agent_id: Uuid,
+    ) -> Result<Option<MemberRow>, StoreError> {
+        let sql = concat!(
+            "UPDATE room_members SET revoked_at = $3 \
+             WHERE room_id = $1 AND agent_id = $2 AND revoked_at IS NULL RETURNING ",
+            columns!()
+        );
+        Ok(on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(room_id)
+            .bind(agent_id)
+            .bind(now())
+            .fetch_optional(pool)
+            .await)?)
+    }
+}
