@@ -17,6 +17,7 @@ pub struct Client {
 
 impl Client {
     /// A client for the gateway at `base_url` (such as `http://127.0.0.1:8787`) using `token`.
+    /// An empty token makes an anonymous client, which may only join rooms by invite.
     pub fn new(base_url: impl Into<String>, token: impl Into<String>) -> Self {
         Self::with_http(reqwest::Client::new(), base_url, token)
     }
@@ -37,7 +38,8 @@ impl Client {
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.base_url)).bearer_auth(&self.token)
+        let request = self.http.request(method, format!("{}{path}", self.base_url));
+        if self.token.is_empty() { request } else { request.bearer_auth(&self.token) }
     }
 
     pub(crate) async fn get<Q, O>(&self, path: &str, query: &Q) -> Result<O, Error>
@@ -60,6 +62,13 @@ impl Client {
 
     pub(crate) async fn delete(&self, path: &str) -> Result<(), Error> {
         let response = self.request(Method::DELETE, path).send().await?;
+        check(response).await?;
+        Ok(())
+    }
+
+    /// A POST whose success has no body (a revoke).
+    pub(crate) async fn post_empty(&self, path: &str) -> Result<(), Error> {
+        let response = self.request(Method::POST, path).json(&serde_json::json!({})).send().await?;
         check(response).await?;
         Ok(())
     }

@@ -93,24 +93,7 @@ impl TestApp {
     async fn spawn(database_url: String) -> TestApp {
         let store = kapable_comms::cli::open(&database_url).await.expect("opening the database");
         let org = create_org(&store, "test-org").await;
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
-        let address = format!("http://{}", listener.local_addr().unwrap());
-        let settings = Settings {
-            listen: listener.local_addr().unwrap(),
-            database: DatabaseArgs { database_url: database_url.clone() },
-            public_host: vec![],
-            cors_origin: vec![],
-            presence_ttl_secs: 60,
-            max_body_bytes: 1024 * 1024,
-        };
-        let ctx = App::new(store, settings);
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let stop = async {
-                let _ = stopped.await;
-            };
-            kapable_comms::server::serve(ctx, listener, stop).await.expect("the server runs");
-        });
+        let (address, shutdown) = start(store, &database_url, 60).await;
         TestApp {
             address,
             http: reqwest::Client::new(),
@@ -122,12 +105,38 @@ impl TestApp {
         }
     }
 
+    /// The same database served again with another presence TTL, in seconds.
+    pub async fn with_presence_ttl(mut self, secs: u32) -> TestApp {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let store = kapable_comms::cli::open(&self.database_url).await.unwrap();
+        let (address, shutdown) = start(store, &self.database_url, secs).await;
+        self.address = address;
+        self.shutdown = Some(shutdown);
+        self
+    }
+
     /// Another org in the same database, for isolation tests.
     pub async fn other_org(&self) -> TestOrg {
         let store = kapable_comms::cli::open(&self.database_url).await.unwrap();
         let org = create_org(&store, &format!("other-{}", Uuid::now_v7().simple())).await;
         store.close().await;
         org
+    }
+
+    /// A new agent of the test org and a key for it.
+    pub async fn agent(&self, name: &str) -> (Uuid, String) {
+        use kapable_sdk::comms::types::{CreateAgentRequest, MintAgentKeyRequest};
+        let org = self.sdk(&self.org.token);
+        let request = CreateAgentRequest { name: name.into(), ..Default::default() };
+        let agent = org.comms().create_agent(request).await.expect("creating an agent");
+        let key = org
+            .comms()
+            .mint_agent_key(agent.id, MintAgentKeyRequest { label: "test".into() })
+            .await
+            .expect("minting a key");
+        (agent.id, key.key)
     }
 
     /// The SDK client acting with `token`.
@@ -211,6 +220,33 @@ impl Drop for TestApp {
             }
         }
     }
+}
+
+/// Serves `store` on a free port until the returned sender fires.
+async fn start(
+    store: kapable_comms::store::Store,
+    database_url: &str,
+    presence_ttl_secs: u32,
+) -> (String, oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let settings = Settings {
+        listen: listener.local_addr().unwrap(),
+        database: DatabaseArgs { database_url: database_url.to_owned() },
+        public_host: vec![],
+        cors_origin: vec![],
+        presence_ttl_secs,
+        max_body_bytes: 1024 * 1024,
+    };
+    let ctx = App::new(store, settings);
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let stop = async {
+            let _ = stopped.await;
+        };
+        kapable_comms::server::serve(ctx, listener, stop).await.expect("the server runs");
+    });
+    (address, shutdown)
 }
 
 async fn create_org(store: &kapable_comms::store::Store, name: &str) -> TestOrg {

@@ -11,3 +11,5 @@ mod keys;
 mod mcp;
 mod openapi;
 mod registry;
+mod rooms;
+mod rooms_roles;

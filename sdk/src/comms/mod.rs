@@ -95,4 +95,119 @@ impl<'a> Comms<'a> {
     pub async fn revoke_app_token(&self, org_id: Uuid, token_id: Uuid) -> Result<(), Error> {
         self.client.delete(&format!("/v1/orgs/{org_id}/app-tokens/{token_id}")).await
     }
+
+    /// Creates a room; an agent creator becomes its owner (`create_room`).
+    pub async fn create_room(&self, request: CreateRoomRequest) -> Result<RoomResponse, Error> {
+        self.client.send(Method::POST, "/v1/rooms", &request).await
+    }
+
+    /// Lists rooms, first page: the org's, or the agent's own (`list_rooms`).
+    pub async fn list_rooms(&self) -> Result<RoomList, Error> {
+        self.list_rooms_page(PageQuery::default()).await
+    }
+
+    /// Lists one page of rooms (`list_rooms`).
+    pub async fn list_rooms_page(&self, query: ListRoomsQuery) -> Result<RoomList, Error> {
+        self.client.get("/v1/rooms", &query).await
+    }
+
+    /// A room with its participants and their roles (`get_room`).
+    pub async fn get_room(&self, room_id: Uuid) -> Result<RoomDetail, Error> {
+        self.client.get(&format!("/v1/rooms/{room_id}"), &()).await
+    }
+
+    /// Creates an invite token for a room; the token is in the answer only
+    /// (`create_room_invite`).
+    pub async fn create_invite(
+        &self,
+        room_id: Uuid,
+        request: CreateInviteRequest,
+    ) -> Result<InviteCreated, Error> {
+        let path = format!("/v1/rooms/{room_id}/invites");
+        self.client.send(Method::POST, &path, &request).await
+    }
+
+    /// Lists a room's active invites (`list_room_invites`).
+    pub async fn list_room_invites(
+        &self,
+        room_id: Uuid,
+        query: PageQuery,
+    ) -> Result<InviteList, Error> {
+        self.client.get(&format!("/v1/rooms/{room_id}/invites"), &query).await
+    }
+
+    /// Revokes a room invite (`revoke_room_invite`).
+    pub async fn revoke_room_invite(&self, room_id: Uuid, invite_id: Uuid) -> Result<(), Error> {
+        self.client.post_empty(&format!("/v1/rooms/{room_id}/invites/{invite_id}/revoke")).await
+    }
+
+    /// Joins a room with an invite token (`join_room`). A guest gets a `participant_token`.
+    pub async fn join_room(
+        &self,
+        token: &str,
+        request: JoinRoomRequest,
+    ) -> Result<JoinRoomResponse, Error> {
+        self.client.send(Method::POST, &format!("/v1/rooms/join/{token}"), &request).await
+    }
+
+    /// Posts a message in a room (`post_room_message`).
+    pub async fn post_room_message(
+        &self,
+        room_id: Uuid,
+        request: PostRoomMessageRequest,
+    ) -> Result<RoomMessage, Error> {
+        let path = format!("/v1/rooms/{room_id}/messages");
+        self.client.send(Method::POST, &path, &request).await
+    }
+
+    /// Lists a room's messages, newest first or `after` a cursor (`list_room_messages`).
+    pub async fn list_room_messages(
+        &self,
+        room_id: Uuid,
+        query: ListRoomMessagesQuery,
+    ) -> Result<RoomMessageList, Error> {
+        self.client.get(&format!("/v1/rooms/{room_id}/messages"), &query).await
+    }
+
+    /// Reacts to a message or attaches metadata to it (`annotate_message`).
+    pub async fn annotate_message(
+        &self,
+        room_id: Uuid,
+        message_id: Uuid,
+        request: AnnotateMessageRequest,
+    ) -> Result<RoomMessage, Error> {
+        let path = format!("/v1/rooms/{room_id}/messages/{message_id}/annotations");
+        self.client.send(Method::POST, &path, &request).await
+    }
+
+    /// Makes an agent of the org a member of a room (`invite_agent_to_room`).
+    pub async fn invite_agent_to_room(
+        &self,
+        room_id: Uuid,
+        request: InviteAgentRequest,
+    ) -> Result<Participant, Error> {
+        let path = format!("/v1/rooms/{room_id}/agents");
+        self.client.send(Method::POST, &path, &request).await
+    }
+
+    /// Removes an agent from a room (`revoke_room_agent`).
+    pub async fn revoke_room_agent(&self, room_id: Uuid, agent_id: Uuid) -> Result<(), Error> {
+        self.client.post_empty(&format!("/v1/rooms/{room_id}/agents/{agent_id}/revoke")).await
+    }
+
+    /// Reports an agent's presence in a room (`heartbeat`).
+    pub async fn heartbeat(
+        &self,
+        room_id: Uuid,
+        agent_id: Uuid,
+        request: HeartbeatRequest,
+    ) -> Result<PresenceEntry, Error> {
+        let path = format!("/v1/rooms/{room_id}/agents/{agent_id}/heartbeat");
+        self.client.send(Method::POST, &path, &request).await
+    }
+
+    /// The presence of a room's agents (`room_presence`).
+    pub async fn room_presence(&self, room_id: Uuid) -> Result<RoomPresence, Error> {
+        self.client.get(&format!("/v1/rooms/{room_id}/presence"), &()).await
+    }
 }

@@ -1,0 +1,570 @@
+//! Rooms end to end: the API's own examples, the same conversation over MCP, invites, guests,
+//! idempotent posts, annotations, presence and paging under concurrent writers.
+
+use std::collections::HashSet;
+
+use kapable_sdk::comms::types::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::TestApp;
+use crate::on_both_databases;
+
+async fn the_room_examples_of_the_api_document_run_as_written(app: TestApp) {
+    let client = app.sdk(&app.org.token);
+    let outcome: Result<(), kapable_sdk::Error> = async {
+        let agent = client
+            .comms()
+            .create_agent(CreateAgentRequest {
+                name: "support-bot".into(),
+                description: Some("Customer support automation".into()),
+                ..Default::default()
+            })
+            .await?;
+
+        // The Rust examples of the API document, verbatim.
+        let room_resp = client
+            .comms()
+            .create_room(CreateRoomRequest {
+                name: "project-alpha".into(),
+                description: Some("Main coordination channel".into()),
+                ..Default::default()
+            })
+            .await?;
+
+        let invite = client
+            .comms()
+            .create_invite(room_resp.room.id, CreateInviteRequest { ..Default::default() })
+            .await?;
+
+        client.comms().join_room(&invite.token, JoinRoomRequest { ..Default::default() }).await?;
+
+        client
+            .comms()
+            .post_room_message(
+                room_resp.room.id,
+                PostRoomMessageRequest {
+                    body: "Deployment started for v2.1".into(),
+                    kind: Some("text".into()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+
+        let msgs = client
+            .comms()
+            .list_room_messages(
+                room_resp.room.id,
+                ListRoomMessagesQuery { limit: Some(50), ..Default::default() },
+            )
+            .await?;
+        assert_eq!(msgs.messages[0].body, "Deployment started for v2.1");
+
+        let room_id = room_resp.room.id;
+        let invitation = client
+            .comms()
+            .invite_agent_to_room(
+                room_id,
+                InviteAgentRequest {
+                    agent_id: agent.id,
+                    role: Some("participant".into()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        assert_eq!(invitation.agent_id, Some(agent.id));
+
+        client.comms().revoke_room_agent(room_id, agent.id).await?;
+        let detail = client.comms().get_room(room_id).await?;
+        assert!(detail.participants.iter().all(|p| p.agent_id != Some(agent.id)));
+        Ok(())
+    }
+    .await;
+    outcome.expect("the examples run");
+}
+
+/// Calls a tool and returns its structured result, failing on an error result.
+async fn tool_ok(app: &TestApp, token: &str, name: &str, arguments: Value) -> Value {
+    let result = app.tool(token, name, arguments).await;
+    assert_eq!(result["isError"], false, "{name}: {result}");
+    result["structuredContent"].clone()
+}
+
+async fn two_agents_over_mcp_talk_in_a_room_a_guest_joined_and_rest_sees_it_all(app: TestApp) {
+    let (alice_id, alice) = app.agent("alice").await;
+    let (bob_id, bob) = app.agent("bob").await;
+
+    let room = tool_ok(&app, &alice, "create_room", json!({ "name": "standup" })).await;
+    let room_id = room["room"]["id"].as_str().unwrap().to_owned();
+    tool_ok(
+        &app,
+        &alice,
+        "invite_agent_to_room",
+        json!({ "room_id": room_id, "agent_id": bob_id }),
+    )
+    .await;
+    let invite = tool_ok(&app, &alice, "create_room_invite", json!({ "room_id": room_id })).await;
+    let token = invite["token"].as_str().unwrap();
+
+    let (status, joined) = app
+        .call(
+            Method::POST,
+            &format!("/v1/rooms/join/{token}"),
+            None,
+            Some(json!({ "display_name": "Carol" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{joined}");
+    assert_eq!(joined["participant"]["kind"], "guest");
+    let carol = joined["participant_token"].as_str().unwrap().to_owned();
+
+    let hello =
+        tool_ok(&app, &alice, "post_room_message", json!({ "room_id": room_id, "body": "hello" }))
+            .await;
+    tool_ok(
+        &app,
+        &bob,
+        "post_room_message",
+        json!({ "room_id": room_id, "body": "hi alice", "reply_to": hello["id"] }),
+    )
+    .await;
+    tool_ok(&app, &carol, "post_room_message", json!({ "room_id": room_id, "body": "hi both" }))
+        .await;
+    tool_ok(
+        &app,
+        &bob,
+        "annotate_message",
+        json!({ "room_id": room_id, "message_id": hello["id"],
+        "annotations": [{ "kind": "reaction", "key": "👍" }] }),
+    )
+    .await;
+    tool_ok(
+        &app,
+        &bob,
+        "heartbeat",
+        json!({ "room_id": room_id, "agent_id": bob_id, "status": "busy", "note": "reviewing" }),
+    )
+    .await;
+
+    let seen_by_bob =
+        tool_ok(&app, &bob, "list_room_messages", json!({ "room_id": room_id })).await;
+    let (_, rest) = app
+        .call(Method::GET, &format!("/v1/rooms/{room_id}/messages"), Some(&app.org.token), None)
+        .await;
+    assert_eq!(seen_by_bob, rest, "MCP and REST answer the same object");
+    let bodies: Vec<&str> =
+        rest["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap()).collect();
+    assert_eq!(bodies, ["hi both", "hi alice", "hello"]);
+    let senders: Vec<&str> = rest["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["sender"]["display_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(senders, ["Carol", "bob", "alice"]);
+    assert_eq!(rest["messages"][1]["reply_to"], hello["id"]);
+    assert_eq!(
+        rest["messages"][2]["annotations"],
+        json!([{ "kind": "reaction", "key": "👍", "count": 1 }])
+    );
+
+    let (_, presence) =
+        app.call(Method::GET, &format!("/v1/rooms/{room_id}/presence"), Some(&carol), None).await;
+    assert_eq!(presence["presence"][0]["agent_id"], json!(bob_id));
+    assert_eq!(presence["presence"][0]["status"], "busy");
+    assert_eq!(presence["presence"][0]["online"], true);
+
+    let (_, detail) =
+        app.call(Method::GET, &format!("/v1/rooms/{room_id}"), Some(&app.org.token), None).await;
+    let roles: Vec<(&str, &str)> = detail["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["display_name"].as_str().unwrap(), p["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(roles, [("alice", "owner"), ("bob", "participant"), ("Carol", "participant")]);
+    let _ = alice_id;
+}
+
+async fn a_guest_token_works_in_its_room_and_nowhere_else(app: TestApp) {
+    let org = app.sdk(&app.org.token);
+    let room = org
+        .comms()
+        .create_room(CreateRoomRequest { name: "a".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .room;
+    let other = org
+        .comms()
+        .create_room(CreateRoomRequest { name: "b".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .room;
+    let invite = org.comms().create_invite(room.id, CreateInviteRequest::default()).await.unwrap();
+    let joined =
+        app.sdk("").comms().join_room(&invite.token, JoinRoomRequest::default()).await.unwrap();
+    assert_eq!(joined.participant.display_name, "guest");
+    let guest = app.sdk(joined.participant_token.as_deref().unwrap());
+
+    let me = guest.comms().whoami().await.unwrap();
+    assert_eq!((me.kind, me.room_id), (CallerKind::Participant, Some(room.id)));
+    guest.comms().get_room(room.id).await.unwrap();
+    let post = PostRoomMessageRequest { body: "hello from a guest".into(), ..Default::default() };
+    guest.comms().post_room_message(room.id, post.clone()).await.unwrap();
+
+    assert_eq!(guest.comms().get_room(other.id).await.unwrap_err().status(), Some(404));
+    assert_eq!(
+        guest.comms().post_room_message(other.id, post).await.unwrap_err().status(),
+        Some(404)
+    );
+    assert_eq!(guest.comms().list_agents().await.unwrap_err().status(), Some(403));
+    assert_eq!(guest.comms().list_rooms().await.unwrap_err().status(), Some(403));
+
+    let (_, tools) =
+        app.mcp(joined.participant_token.as_deref().unwrap(), "tools/list", json!({})).await;
+    let names: HashSet<&str> = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains("post_room_message") && names.contains("whoami"), "{names:?}");
+    assert!(!names.contains("create_room") && !names.contains("list_agents"), "{names:?}");
+}
+
+async fn an_agent_sees_only_its_rooms_and_loses_access_when_revoked(app: TestApp) {
+    let (agent_id, key) = app.agent("worker").await;
+    let org = app.sdk(&app.org.token);
+    let agent = app.sdk(&key);
+    let mine = org
+        .comms()
+        .create_room(CreateRoomRequest { name: "mine".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .room;
+    let not_mine = org
+        .comms()
+        .create_room(CreateRoomRequest { name: "not mine".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .room;
+    org.comms()
+        .invite_agent_to_room(mine.id, InviteAgentRequest { agent_id, ..Default::default() })
+        .await
+        .unwrap();
+
+    let rooms = agent.comms().list_rooms().await.unwrap();
+    assert_eq!(rooms.rooms.iter().map(|r| r.id).collect::<Vec<_>>(), [mine.id]);
+    assert_eq!(agent.comms().get_room(not_mine.id).await.unwrap_err().status(), Some(404));
+    agent.comms().get_room(mine.id).await.unwrap();
+
+    org.comms().revoke_room_agent(mine.id, agent_id).await.unwrap();
+    assert_eq!(agent.comms().get_room(mine.id).await.unwrap_err().status(), Some(404));
+    assert!(agent.comms().list_rooms().await.unwrap().rooms.is_empty());
+}
+
+async fn invites_stop_working_when_used_up_or_revoked(app: TestApp) {
+    let org = app.sdk(&app.org.token);
+    let room = org
+        .comms()
+        .create_room(CreateRoomRequest { name: "r".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .room;
+    let once = org
+        .comms()
+        .create_invite(room.id, CreateInviteRequest { max_uses: Some(1), ..Default::default() })
+        .await
+        .unwrap();
+    let anyone = app.sdk("");
+    anyone.comms().join_room(&once.token, JoinRoomRequest::default()).await.unwrap();
+    let used_up =
+        anyone.comms().join_room(&once.token, JoinRoomRequest::default()).await.unwrap_err();
+    assert_eq!((used_up.status(), used_up.code()), (Some(410), Some("invite_expired")));
+
+    let revoked = org.comms().create_invite(room.id, CreateInviteRequest::default()).await.unwrap();
+    let listed = org.comms().list_room_invites(room.id, PageQuery::default()).await.unwrap();
+    assert_eq!(
+        listed.invites.iter().map(|i| i.id).collect::<Vec<_>>(),
+        [revoked.invite.id],
+        "used-up invites are not listed"
+    );
+    assert!(!serde_json::to_string(&listed).unwrap().contains(&revoked.token));
+    org.comms().revoke_room_invite(room.id, revoked.invite.id).await.unwrap();
+    let error =
+        anyone.comms().join_room(&revoked.token, JoinRoomRequest::default()).await.unwrap_err();
+    assert_eq!(error.code(), Some("invite_expired"));
+
+    let unknown = anyone
+        .comms()
+        .join_room(&format!("inv_{}", "x".repeat(43)), JoinRoomRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.status(), Some(404));
+    let bad = CreateInviteRequest { expires_in: Some(5), ..Default::default() };
+    let error = org.comms().create_invite(room.id, bad).await.unwrap_err();
+    assert!(error.to_string().contains("expires_in"), "{error}");
+}
+
+async fn an_agent_joining_twice_keeps_its_role_and_uses_the_invite_once(app: TestApp) {
+    let (agent_id, key) = app.agent("joiner").await;
+    let org = app.sdk(&app.org.token);
+    let room = org
+        .comms()
+        .create_room(CreateRoomRequest { name: "r".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .room;
+    let request = CreateInviteRequest {
+        role: Some("observer".into()),
+        max_uses: Some(1),
+        ..Default::default()
+    };
+    let invite = org.comms().create_invite(room.id, request).await.unwrap();
+
+    let path = format!("/v1/rooms/join/{}", invite.token);
+    let (status, first) = app.call(Method::POST, &path, Some(&key), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["participant"]["agent_id"], json!(agent_id));
+    assert_eq!(first["participant"]["role"], "observer");
+    assert!(first.get("participant_token").is_none(), "an agent needs no participant token");
+
+    let (status, again) = app.call(Method::POST, &path, Some(&key), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["participant"]["id"], first["participant"]["id"]);
+}
+
+async fn the_same_idempotency_key_returns_the_first_message(app: TestApp) {
+    let org = app.sdk(&app.org.token);
+    let room = org
+        .comms()
+        .create_room(CreateRoomRequest { name: "r".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .room;
+    let path = format!("/v1/rooms/{}/messages", room.id);
+    let body = json!({ "body": "deploy v2" });
+    let key = "deploy-2026-12-03";
+    let send = |body: Value| {
+        let request = app.http.post(format!("{}{path}", app.address)).bearer_auth(&app.org.token);
+        request.header("Idempotency-Key", key).json(&body).send()
+    };
+    let first = send(body.clone()).await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    let second = send(body).await.unwrap();
+    assert_eq!(second.status(), StatusCode::OK);
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(first["id"], second["id"]);
+
+    let listed =
+        org.comms().list_room_messages(room.id, ListRoomMessagesQuery::default()).await.unwrap();
+    assert_eq!(listed.messages.len(), 1);
+}
+
+async fn reactions_count_once_per_sender_and_metadata_keeps_the_latest_value(app: TestApp) {
+    let (agent_id, key) = app.agent("reactor").await;
+    let org = app.sdk(&app.org.token);
+    let room = org
+        .comms()
+        .create_room(CreateRoomRequest { name: "r".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .room;
+    org.comms()
+        .invite_agent_to_room(room.id, InviteAgentRequest { agent_id, ..Default::default() })
+        .await
+        .unwrap();
+    let message = org
+        .comms()
+        .post_room_message(
+            room.id,
+            PostRoomMessageRequest { body: "ship it?".into(), ..Default::default() },
+        )
+        .await
+        .unwrap();
+
+    let thumbs = || AnnotateMessageRequest {
+        annotations: vec![Annotation { kind: "reaction".into(), key: "👍".into(), value: None }],
+    };
+    org.comms().annotate_message(room.id, message.id, thumbs()).await.unwrap();
+    org.comms().annotate_message(room.id, message.id, thumbs()).await.unwrap();
+    let agent = app.sdk(&key);
+    agent.comms().annotate_message(room.id, message.id, thumbs()).await.unwrap();
+    let set = |value: Value| AnnotateMessageRequest {
+        annotations: vec![Annotation {
+            kind: "metadata".into(),
+            key: "status".into(),
+            value: Some(value),
+        }],
+    };
+    agent.comms().annotate_message(room.id, message.id, set(json!("reviewing"))).await.unwrap();
+    let annotated =
+        agent.comms().annotate_message(room.id, message.id, set(json!("approved"))).await.unwrap();
+
+    let summary =
+        |kind: &str| annotated.annotations.iter().find(|a| a.kind == kind).unwrap().clone();
+    assert_eq!((summary("reaction").key.as_str(), summary("reaction").count), ("👍", 2));
+    assert_eq!(
+        (summary("metadata").count, summary("metadata").value),
+        (1, Some(json!("approved")))
+    );
+
+    let bad = AnnotateMessageRequest {
+        annotations: vec![Annotation { kind: "vote".into(), key: "x".into(), value: None }],
+    };
+    let error = agent.comms().annotate_message(room.id, message.id, bad).await.unwrap_err();
+    assert!(error.to_string().contains("annotations[0].kind"), "{error}");
+}
+
+async fn message_input_is_checked_and_each_error_names_its_field(app: TestApp) {
+    let org = app.sdk(&app.org.token);
+    let room = org
+        .comms()
+        .create_room(CreateRoomRequest { name: "r".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .room;
+    let path = format!("/v1/rooms/{}/messages", room.id);
+    let cases = [
+        (json!({ "body": "" }), "body"),
+        (json!({ "body": "x".repeat(32 * 1024 + 1) }), "body"),
+        (json!({ "body": "ok", "kind": "Not A Kind" }), "kind"),
+        (json!({ "body": "ok", "reply_to": Uuid::now_v7() }), "reply_to"),
+        (json!({ "body": "ok", "metadata": "text" }), "metadata"),
+    ];
+    for (body, field) in cases {
+        let (status, answer) =
+            app.call(Method::POST, &path, Some(&app.org.token), Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().contains(field), "{field}: {answer}");
+    }
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &path,
+            Some(&app.org.token),
+            Some(json!({ "body": "x".repeat(32 * 1024) })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "a body of exactly the limit is accepted");
+}
+
+async fn paging_neither_skips_nor_repeats_while_four_writers_post(app: TestApp) {
+    const WRITERS: usize = 4;
+    const EACH: usize = 25;
+    let org = app.sdk(&app.org.token);
+    let room = org
+        .comms()
+        .create_room(CreateRoomRequest { name: "busy".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .room;
+
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let client = app.sdk(&app.org.token);
+            tokio::spawn(async move {
+                for i in 0..EACH {
+                    let request =
+                        PostRoomMessageRequest { body: format!("{w}-{i}"), ..Default::default() };
+                    client.comms().post_room_message(room.id, request).await.unwrap();
+                }
+            })
+        })
+        .collect();
+
+    // Follow the room with `after` while the writers post.
+    let mut followed: Vec<RoomMessage> = Vec::new();
+    let mut cursor = "0".to_owned();
+    while followed.len() < WRITERS * EACH {
+        let query = ListRoomMessagesQuery {
+            limit: Some(7),
+            after: Some(cursor.clone()),
+            ..Default::default()
+        };
+        let page = org.comms().list_room_messages(room.id, query).await.unwrap();
+        followed.extend(page.messages);
+        cursor = page.next_cursor.expect("`after` pages always give the next cursor");
+        tokio::task::yield_now().await;
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let seqs: Vec<i64> = followed.iter().map(|m| m.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order, no repeats: {seqs:?}");
+    let bodies: HashSet<&str> = followed.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies.len(), WRITERS * EACH);
+
+    // And back from the newest, page by page.
+    let mut back = Vec::new();
+    let mut before = None;
+    loop {
+        let query =
+            ListRoomMessagesQuery { limit: Some(9), before: before.clone(), ..Default::default() };
+        let page = org.comms().list_room_messages(room.id, query).await.unwrap();
+        back.extend(page.messages.into_iter().map(|m| m.seq));
+        before = page.next_cursor;
+        if before.is_none() {
+            break;
+        }
+    }
+    back.reverse();
+    assert_eq!(back, seqs);
+}
+
+async fn a_heartbeat_older_than_the_ttl_reads_offline(app: TestApp) {
+    let app = app.with_presence_ttl(1).await;
+    let (agent_id, key) = app.agent("sleeper").await;
+    let org = app.sdk(&app.org.token);
+    let room = org
+        .comms()
+        .create_room(CreateRoomRequest { name: "r".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .room;
+    org.comms()
+        .invite_agent_to_room(room.id, InviteAgentRequest { agent_id, ..Default::default() })
+        .await
+        .unwrap();
+    let agent = app.sdk(&key);
+    let entry =
+        agent.comms().heartbeat(room.id, agent_id, HeartbeatRequest::default()).await.unwrap();
+    assert!(entry.online);
+    assert_eq!(entry.status, "active");
+
+    let mut online = true;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        online = org.comms().room_presence(room.id).await.unwrap().presence[0].online;
+        if !online {
+            break;
+        }
+    }
+    assert!(!online, "a heartbeat older than the 1 s TTL reads offline");
+
+    let other = app.sdk(&app.org.agent_key);
+    let error =
+        other.comms().heartbeat(room.id, agent_id, HeartbeatRequest::default()).await.unwrap_err();
+    assert_eq!(error.status(), Some(403), "an agent reports only for itself");
+    let bad = HeartbeatRequest { status: Some("asleep".into()), ..Default::default() };
+    assert_eq!(
+        agent.comms().heartbeat(room.id, agent_id, bad).await.unwrap_err().status(),
+        Some(400)
+    );
+}
+
+on_both_databases!(
+    the_room_examples_of_the_api_document_run_as_written,
+    two_agents_over_mcp_talk_in_a_room_a_guest_joined_and_rest_sees_it_all,
+    a_guest_token_works_in_its_room_and_nowhere_else,
+    an_agent_sees_only_its_rooms_and_loses_access_when_revoked,
+    invites_stop_working_when_used_up_or_revoked,
+    an_agent_joining_twice_keeps_its_role_and_uses_the_invite_once,
+    the_same_idempotency_key_returns_the_first_message,
+    reactions_count_once_per_sender_and_metadata_keeps_the_latest_value,
+    message_input_is_checked_and_each_error_names_its_field,
+    paging_neither_skips_nor_repeats_while_four_writers_post,
+    a_heartbeat_older_than_the_ttl_reads_offline,
+);
