@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::helpers::TestApp;
 use crate::on_both_databases;
 
+#[expect(clippy::needless_update, reason = "the API document's examples, verbatim")]
 async fn the_room_examples_of_the_api_document_run_as_written(app: TestApp) {
     let client = app.sdk(&app.org.token);
     let outcome: Result<(), kapable_sdk::Error> = async {
