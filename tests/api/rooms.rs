@@ -93,7 +93,7 @@ async fn tool_ok(app: &TestApp, token: &str, name: &str, arguments: Value) -> Va
 }
 
 async fn two_agents_over_mcp_talk_in_a_room_a_guest_joined_and_rest_sees_it_all(app: TestApp) {
-    let (alice_id, alice) = app.agent("alice").await;
+    let (_, alice) = app.agent("alice").await;
     let (bob_id, bob) = app.agent("bob").await;
 
     let room = tool_ok(&app, &alice, "create_room", json!({ "name": "standup" })).await;
@@ -108,6 +108,10 @@ async fn two_agents_over_mcp_talk_in_a_room_a_guest_joined_and_rest_sees_it_all(
     let invite = tool_ok(&app, &alice, "create_room_invite", json!({ "room_id": room_id })).await;
     let token = invite["token"].as_str().unwrap();
 
+    // A third agent joins over MCP with the invite token, a guest over REST.
+    let (dave_id, dave) = app.agent("dave").await;
+    let joined_dave = tool_ok(&app, &dave, "join_room", json!({ "token": token })).await;
+    assert_eq!(joined_dave["participant"]["agent_id"], json!(dave_id));
     let (status, joined) = app
         .call(
             Method::POST,
@@ -130,6 +134,8 @@ async fn two_agents_over_mcp_talk_in_a_room_a_guest_joined_and_rest_sees_it_all(
         json!({ "room_id": room_id, "body": "hi alice", "reply_to": hello["id"] }),
     )
     .await;
+    tool_ok(&app, &dave, "post_room_message", json!({ "room_id": room_id, "body": "dave here" }))
+        .await;
     tool_ok(&app, &carol, "post_room_message", json!({ "room_id": room_id, "body": "hi both" }))
         .await;
     tool_ok(
@@ -156,17 +162,17 @@ async fn two_agents_over_mcp_talk_in_a_room_a_guest_joined_and_rest_sees_it_all(
     assert_eq!(seen_by_bob, rest, "MCP and REST answer the same object");
     let bodies: Vec<&str> =
         rest["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap()).collect();
-    assert_eq!(bodies, ["hi both", "hi alice", "hello"]);
+    assert_eq!(bodies, ["hi both", "dave here", "hi alice", "hello"]);
     let senders: Vec<&str> = rest["messages"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| m["sender"]["display_name"].as_str().unwrap())
         .collect();
-    assert_eq!(senders, ["Carol", "bob", "alice"]);
-    assert_eq!(rest["messages"][1]["reply_to"], hello["id"]);
+    assert_eq!(senders, ["Carol", "dave", "bob", "alice"]);
+    assert_eq!(rest["messages"][2]["reply_to"], hello["id"]);
     assert_eq!(
-        rest["messages"][2]["annotations"],
+        rest["messages"][3]["annotations"],
         json!([{ "kind": "reaction", "key": "👍", "count": 1 }])
     );
 
@@ -184,8 +190,15 @@ async fn two_agents_over_mcp_talk_in_a_room_a_guest_joined_and_rest_sees_it_all(
         .iter()
         .map(|p| (p["display_name"].as_str().unwrap(), p["role"].as_str().unwrap()))
         .collect();
-    assert_eq!(roles, [("alice", "owner"), ("bob", "participant"), ("Carol", "participant")]);
-    let _ = alice_id;
+    assert_eq!(
+        roles,
+        [
+            ("alice", "owner"),
+            ("bob", "participant"),
+            ("dave", "participant"),
+            ("Carol", "participant")
+        ]
+    );
 }
 
 async fn a_guest_token_works_in_its_room_and_nowhere_else(app: TestApp) {
