@@ -84,6 +84,10 @@ pub struct Settings {
     #[arg(long, env = "PRESENCE_TTL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=86400))]
     pub presence_ttl_secs: u32,
 
+    /// Seconds events are kept for streams to resume from; older cursors get `cursor_expired`.
+    #[arg(long, env = "EVENT_RETENTION_SECS", default_value_t = 7 * 24 * 3600)]
+    pub event_retention_secs: u32,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

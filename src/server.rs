@@ -36,10 +36,15 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let sweeper = tokio::spawn(crate::ops::sweep_presence(ctx.clone()));
+    let store = ctx.store.clone();
+    let background = [
+        tokio::spawn(crate::ops::sweep_presence(ctx.clone())),
+        tokio::spawn(crate::follow::keep_retention(ctx.clone())),
+        tokio::spawn(async move { store.listen().await }),
+    ];
     let app = http::router(ctx)?;
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-    sweeper.abort();
+    background.iter().for_each(tokio::task::JoinHandle::abort);
     served.context("serving HTTP")
 }
 

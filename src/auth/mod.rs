@@ -66,6 +66,11 @@ impl Authenticator {
                     "an invite token is not a credential; redeem it with `join_room`",
                 ));
             }
+            TokenKind::Ticket => {
+                return Err(ApiError::unauthorized(
+                    "a stream ticket works only as `?ticket=` on a stream URL",
+                ));
+            }
         };
         let credential = found
             .filter(|credential| stored_hash(credential).ct_eq(&hash).into())
@@ -75,6 +80,37 @@ impl Authenticator {
 
         self.touch(store, &credential);
         Ok(caller_of(credential))
+    }
+
+    /// The caller a stream ticket stands for, using the ticket up; 401 when it is unknown,
+    /// used or expired.
+    pub async fn redeem_ticket(&self, store: &Store, ticket: &str) -> Result<Caller, ApiError> {
+        let refused =
+            || ApiError::unauthorized("the ticket is unknown, used or expired; get a new one");
+        let presented = PresentedToken::parse(ticket).map_err(|_| refused())?;
+        if presented.kind != TokenKind::Ticket {
+            return Err(refused());
+        }
+        let row = store.redeem_ticket(&presented.hash()).await?.ok_or_else(refused)?;
+        match row.kind.as_str() {
+            "org" => Ok(Caller::Org { org_id: row.org_id, token_id: row.credential }),
+            "agent" => {
+                let agent =
+                    store.get_agent(row.org_id, row.subject_id).await?.ok_or_else(refused)?;
+                Ok(Caller::Agent {
+                    org_id: row.org_id,
+                    agent_id: row.subject_id,
+                    agent_name: agent.name().to_owned(),
+                    key_id: row.credential,
+                })
+            }
+            "participant" => Ok(Caller::Participant {
+                org_id: row.org_id,
+                room_id: row.room_id.ok_or_else(refused)?,
+                member_id: row.subject_id,
+            }),
+            _ => Err(refused()),
+        }
     }
 
     /// Records the use in the background if this credential was not recorded in the last minute.

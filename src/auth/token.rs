@@ -28,6 +28,8 @@ pub enum TokenKind {
     Participant,
     /// A room invite token, `inv_...`: redeemed by `join_room`, never a credential.
     Invite,
+    /// A single-use stream ticket, `tk_...`: accepted only as `?ticket=` on a stream.
+    Ticket,
 }
 
 impl TokenKind {
@@ -38,6 +40,7 @@ impl TokenKind {
             TokenKind::Agent => "ak_",
             TokenKind::Participant => "pt_",
             TokenKind::Invite => "inv_",
+            TokenKind::Ticket => "tk_",
         }
     }
 }
@@ -110,10 +113,16 @@ pub enum MalformedToken {
 impl<'a> PresentedToken<'a> {
     /// Checks the token's prefix, length and alphabet.
     pub fn parse(text: &'a str) -> Result<Self, MalformedToken> {
-        let kind = [TokenKind::App, TokenKind::Agent, TokenKind::Participant, TokenKind::Invite]
-            .into_iter()
-            .find(|kind| text.starts_with(kind.prefix()))
-            .ok_or(MalformedToken::UnknownPrefix)?;
+        let kind = [
+            TokenKind::App,
+            TokenKind::Agent,
+            TokenKind::Participant,
+            TokenKind::Invite,
+            TokenKind::Ticket,
+        ]
+        .into_iter()
+        .find(|kind| text.starts_with(kind.prefix()))
+        .ok_or(MalformedToken::UnknownPrefix)?;
         let body = &text[kind.prefix().len()..];
         if body.len() != RANDOM_CHARS || !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(MalformedToken::BadBody);
@@ -137,7 +146,13 @@ mod tests {
 
     #[test]
     fn a_generated_secret_parses_back_with_the_same_kind_and_hash() {
-        for kind in [TokenKind::App, TokenKind::Agent, TokenKind::Participant, TokenKind::Invite] {
+        for kind in [
+            TokenKind::App,
+            TokenKind::Agent,
+            TokenKind::Participant,
+            TokenKind::Invite,
+            TokenKind::Ticket,
+        ] {
             let secret = Secret::generate(kind);
             let presented = PresentedToken::parse(secret.expose()).unwrap();
             assert_eq!(presented.kind, kind);

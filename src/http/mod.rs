@@ -11,6 +11,7 @@ mod openapi;
 
 pub use openapi::document as openapi_document;
 mod rest;
+mod streams;
 
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ pub fn router(ctx: Ctx) -> anyhow::Result<Router> {
         .merge(mcp::routes(&ctx))
         .merge(openapi::routes())
         .merge(health::routes())
+        .merge(streams::routes())
         .fallback(errors::no_route)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(

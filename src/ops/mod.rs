@@ -6,6 +6,7 @@
 mod agent_keys;
 mod agents;
 mod app_tokens;
+mod events;
 mod me;
 mod rooms;
 pub(crate) mod validate;
@@ -17,7 +18,7 @@ use serde::Deserialize;
 
 use crate::registry::Operation;
 
-pub use rooms::sweep_presence;
+pub use rooms::{access as room_access, sweep_presence};
 
 /// The registry: every operation, in the order the OpenAPI document and tool list show them.
 pub fn all() -> &'static [Operation] {
@@ -47,6 +48,8 @@ pub fn all() -> &'static [Operation] {
             rooms::annotate_message(),
             rooms::heartbeat(),
             rooms::room_presence(),
+            events::wait_for_events(),
+            events::create_stream_ticket(),
         ]
     });
     &ALL

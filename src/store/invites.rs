@@ -5,11 +5,12 @@
 //! `max_uses` holds under concurrent joins), create the membership.
 
 use chrono::{DateTime, Utc};
-use kapable_sdk::comms::types::Invite;
+use kapable_sdk::comms::types::{Invite, Participant};
 use uuid::Uuid;
 
+use super::events::append_events;
 use super::members::{INSERT_MEMBER, MemberRow, NewMember, SELECT_AGENT_MEMBER};
-use super::{Store, StoreError, now, on_pool};
+use super::{NewEvent, Store, StoreError, now, on_pool};
 
 /// An invite as stored, without its token.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -175,6 +176,7 @@ impl Store {
                          AND (max_uses IS NULL OR uses < max_uses)";
         let at = now();
         let begin = self.write_transaction();
+        let mut events = Vec::new();
         let joined = on_pool!(self, |pool| {
             let mut tx = pool.begin_with(begin).await?;
             let invite: Option<(Uuid, Uuid, Uuid, String)> =
@@ -198,9 +200,14 @@ impl Store {
                 return Ok(Joined::Expired);
             }
             member.bind_insert(sqlx::query(INSERT_MEMBER), room_id).execute(&mut *tx).await?;
+            let member = member.into_row();
+            let joined = Participant::from(member.clone());
+            events.push(NewEvent::room(org_id, room_id, "member_joined", &joined));
+            append_events!(self, tx, &events);
             tx.commit().await?;
-            Joined::New { org_id, room_id, member: member.into_row() }
+            Joined::New { org_id, room_id, member }
         });
+        self.announce(&events);
         Ok(joined)
     }
 }

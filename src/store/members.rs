@@ -2,11 +2,12 @@
 //! row (messages point at it) but no longer grants anything.
 
 use chrono::{DateTime, Utc};
-use kapable_sdk::comms::types::Participant;
+use kapable_sdk::comms::types::{JoinRoomResponse, Participant, Room};
 use sqlx::query::Query;
 use uuid::Uuid;
 
-use super::{Store, StoreError, now, on_pool};
+use super::events::append_events;
+use super::{NewEvent, Store, StoreError, now, on_pool};
 
 /// A membership as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -155,43 +156,57 @@ impl Store {
         Ok(on_pool!(self, |pool| sqlx::query_as(sql).bind(room_id).fetch_all(pool).await)?)
     }
 
-    /// Makes the agent a member with `role`, or gives an existing member that role. Returns the
-    /// membership and whether it is new.
+    /// Makes the agent a member of `room` with `role`, or gives an existing member that role.
+    /// A new member is announced in the room (`member_joined`) and to the agent itself
+    /// (`invitation`). Returns the membership and whether it is new.
     pub async fn add_agent_member(
         &self,
-        room_id: Uuid,
+        room: &Room,
         member: NewMember,
     ) -> Result<(MemberRow, bool), StoreError> {
         let agent_id = member.agent_id.expect("an agent member names its agent");
         let update = "UPDATE room_members SET role = $3 \
                       WHERE room_id = $1 AND agent_id = $2 AND revoked_at IS NULL";
-        let updated = on_pool!(self, |pool| sqlx::query(update)
-            .bind(room_id)
-            .bind(agent_id)
-            .bind(&member.role)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected()))?;
-        if updated == 0 {
-            let inserted = on_pool!(self, |pool| member
-                .bind_insert(sqlx::query(INSERT_MEMBER), room_id)
-                .execute(pool)
-                .await
-                .map(drop));
-            match inserted.map_err(StoreError::from) {
-                Ok(()) => return Ok((member.into_row(), true)),
-                // Added concurrently by another request: answer with the stored row.
-                Err(StoreError::Duplicate(_)) => {}
-                Err(error) => return Err(error),
+        let mut events = Vec::new();
+        let added = on_pool!(self, |pool| {
+            let mut tx = pool.begin_with(self.write_transaction()).await?;
+            let updated = sqlx::query(update)
+                .bind(room.id)
+                .bind(agent_id)
+                .bind(&member.role)
+                .execute(&mut *tx)
+                .await?;
+            let (row, created) = if updated.rows_affected() == 0 {
+                member.bind_insert(sqlx::query(INSERT_MEMBER), room.id).execute(&mut *tx).await?;
+                (member.clone().into_row(), true)
+            } else {
+                let row: MemberRow = sqlx::query_as(SELECT_AGENT_MEMBER)
+                    .bind(room.id)
+                    .bind(agent_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                (row, false)
+            };
+            let participant = Participant::from(row.clone());
+            let kind = if created { "member_joined" } else { "member_updated" };
+            events.push(NewEvent::room(room.org_id, room.id, kind, &participant));
+            if created {
+                let invitation =
+                    JoinRoomResponse { room: room.clone(), participant, participant_token: None };
+                events.push(NewEvent::agent(room.org_id, agent_id, "invitation", &invitation));
             }
-        }
-        let row = self.agent_member(room_id, agent_id).await?;
-        Ok((row.expect("the membership exists"), false))
+            append_events!(self, tx, &events);
+            tx.commit().await?;
+            (row, created)
+        });
+        self.announce(&events);
+        Ok(added)
     }
 
     /// Ends the agent's membership; the ended membership, or `None` if it had none.
     pub async fn revoke_agent_member(
         &self,
+        org_id: Uuid,
         room_id: Uuid,
         agent_id: Uuid,
     ) -> Result<Option<MemberRow>, StoreError> {
@@ -200,11 +215,24 @@ impl Store {
              WHERE room_id = $1 AND agent_id = $2 AND revoked_at IS NULL RETURNING ",
             columns!()
         );
-        Ok(on_pool!(self, |pool| sqlx::query_as(sql)
-            .bind(room_id)
-            .bind(agent_id)
-            .bind(now())
-            .fetch_optional(pool)
-            .await)?)
+        let mut events = Vec::new();
+        let revoked = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let row: Option<MemberRow> = sqlx::query_as(sql)
+                .bind(room_id)
+                .bind(agent_id)
+                .bind(now())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = &row {
+                let left = Participant::from(row.clone());
+                events.push(NewEvent::room(org_id, room_id, "member_left", &left));
+            }
+            append_events!(self, tx, &events);
+            tx.commit().await?;
+            row
+        });
+        self.announce(&events);
+        Ok(revoked)
     }
 }

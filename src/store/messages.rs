@@ -11,7 +11,10 @@ use kapable_sdk::comms::types::{AnnotationSummary, RoomMessage, Sender};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{Store, StoreError, now, on_pool};
+use std::collections::HashMap;
+
+use super::events::append_events;
+use super::{NewEvent, Store, StoreError, now, on_pool};
 
 /// How long an idempotency key returns the first message.
 const IDEMPOTENCY_WINDOW: Duration = Duration::hours(24);
@@ -155,7 +158,8 @@ impl Store {
         );
         let at = now();
         let begin = self.write_transaction();
-        Ok(on_pool!(self, |pool| {
+        let mut events = Vec::new();
+        let posted = on_pool!(self, |pool| {
             let mut tx = pool.begin_with(begin).await?;
             if let Some(key) = &m.idempotency_key {
                 let found: Option<MessageRow> = sqlx::query_as(FIND_BY_KEY)
@@ -199,9 +203,14 @@ impl Store {
                 .bind(at)
                 .fetch_one(&mut *tx)
                 .await?;
+            let message = row.clone().into_message(Vec::new());
+            events.push(NewEvent::room(m.org_id, m.room_id, "message", &message));
+            append_events!(self, tx, &events);
             tx.commit().await?;
             (row, true)
-        }))
+        });
+        self.announce(&events);
+        Ok(posted)
     }
 
     async fn message_by_key(&self, m: &NewMessage) -> Result<Option<MessageRow>, StoreError> {
@@ -284,9 +293,7 @@ impl Store {
         low: i64,
         high: i64,
     ) -> Result<Vec<AnnotationRow>, StoreError> {
-        let sql = "SELECT message_id, kind, key, value FROM message_annotations \
-                   WHERE room_id = $1 AND message_seq BETWEEN $2 AND $3 ORDER BY updated_at, id";
-        Ok(on_pool!(self, |pool| sqlx::query_as(sql)
+        Ok(on_pool!(self, |pool| sqlx::query_as(ANNOTATIONS_BETWEEN)
             .bind(room_id)
             .bind(low)
             .bind(high)
@@ -294,15 +301,16 @@ impl Store {
             .await)?)
     }
 
-    /// Adds annotations to a message in one transaction. A reaction given again by the same
-    /// sender changes nothing; a metadata key set again takes the new value.
+    /// Adds annotations to a message in one transaction, with the `annotation` event carrying
+    /// the message and its annotations added up. A reaction given again by the same sender
+    /// changes nothing; a metadata key set again takes the new value. Returns the message.
     pub async fn annotate(
         &self,
         org_id: Uuid,
         message: &MessageRow,
         sender_id: Uuid,
         annotations: &[NewAnnotation],
-    ) -> Result<(), StoreError> {
+    ) -> Result<RoomMessage, StoreError> {
         let sql = "INSERT INTO message_annotations (id, org_id, room_id, message_id, message_seq, \
                    sender_id, kind, key, value, created_at, updated_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
@@ -310,8 +318,9 @@ impl Store {
                    value = excluded.value, updated_at = excluded.updated_at \
                    WHERE excluded.kind = 'metadata'";
         let at = now();
-        on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+        let mut events = Vec::new();
+        let annotated = on_pool!(self, |pool| {
+            let mut tx = pool.begin_with(self.write_transaction()).await?;
             for annotation in annotations {
                 sqlx::query(sql)
                     .bind(Uuid::now_v7())
@@ -327,8 +336,50 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            let rows: Vec<AnnotationRow> = sqlx::query_as(ANNOTATIONS_BETWEEN)
+                .bind(message.room_id)
+                .bind(message.seq)
+                .bind(message.seq)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut summaries = summarize(rows);
+            let summary = summaries.remove(&message.id).unwrap_or_default();
+            let annotated = message.clone().into_message(summary);
+            events.push(NewEvent::room(org_id, message.room_id, "annotation", &annotated));
+            append_events!(self, tx, &events);
             tx.commit().await?;
+            annotated
         });
-        Ok(())
+        self.announce(&events);
+        Ok(annotated)
     }
+}
+
+/// Selects the annotations of a room's messages with seqs from `$2` to `$3`, oldest first.
+const ANNOTATIONS_BETWEEN: &str = "SELECT message_id, kind, key, value FROM message_annotations \
+    WHERE room_id = $1 AND message_seq BETWEEN $2 AND $3 ORDER BY updated_at, id";
+
+/// Adds up annotation rows per message, kind and key; the latest metadata value wins.
+pub fn summarize(rows: Vec<AnnotationRow>) -> HashMap<Uuid, Vec<AnnotationSummary>> {
+    let mut by_message: HashMap<Uuid, Vec<AnnotationSummary>> = HashMap::new();
+    for annotation in rows {
+        let summaries = by_message.entry(annotation.message_id).or_default();
+        let value = annotation.value.map(|v| v.0);
+        match summaries.iter_mut().find(|s| s.kind == annotation.kind && s.key == annotation.key) {
+            Some(summary) => {
+                summary.count += 1;
+                // Rows come oldest first, so the last value seen is the latest.
+                if value.is_some() {
+                    summary.value = value;
+                }
+            }
+            None => summaries.push(AnnotationSummary {
+                kind: annotation.kind,
+                key: annotation.key,
+                count: 1,
+                value,
+            }),
+        }
+    }
+    by_message
 }

@@ -10,12 +10,14 @@
 mod agents;
 mod credentials;
 mod error;
+pub(crate) mod events;
 mod invites;
 mod members;
 mod messages;
 mod orgs;
 mod presence;
 mod rooms;
+mod tickets;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -31,17 +33,20 @@ use sqlx::sqlite::{
 pub use agents::AgentRow;
 pub use credentials::{AgentKeyRow, AppTokenRow, Credential, NewCredential};
 pub use error::StoreError;
+pub use events::{Bus, EventRow, NewEvent, Position, Scope, Wake};
 pub use invites::{InviteRow, JoinAs, Joined, NewInvite};
 pub use members::{MemberRow, NewMember};
-pub use messages::{AnnotationRow, MessageRow, NewAnnotation, NewMessage};
+pub use messages::{AnnotationRow, MessageRow, NewAnnotation, NewMessage, summarize};
 pub use orgs::{NewOrg, OrgRow};
 pub use presence::PresenceRow;
 pub use rooms::{NewRoom, RoomRow};
+pub use tickets::TicketRow;
 
 /// The database behind the gateway: SQLite (the default) or Postgres.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
+    bus: Bus,
 }
 
 #[derive(Debug, Clone)]
@@ -86,7 +91,7 @@ impl Store {
                 url.split(':').next().unwrap_or_default()
             );
         };
-        Ok(Self { db })
+        Ok(Self { db, bus: Bus::default() })
     }
 
     /// Brings the schema up to date with the migrations of this backend.
@@ -106,10 +111,15 @@ impl Store {
         }
     }
 
+    /// Whether the store is on Postgres (and announces commits with `NOTIFY`).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
+    }
+
     /// The statement that opens a transaction that will write. SQLite takes its write lock up
     /// front (`IMMEDIATE`), or a transaction that reads and then writes fails when another
     /// writer commits in between; Postgres locks rows as it goes.
-    fn write_transaction(&self) -> &'static str {
+    pub(crate) fn write_transaction(&self) -> &'static str {
         match self.db {
             Db::Sqlite(_) => "BEGIN IMMEDIATE",
             Db::Postgres(_) => "BEGIN",

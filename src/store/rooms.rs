@@ -1,12 +1,13 @@
 //! Rooms. A room is created together with its owner's membership when an agent creates it.
 
 use chrono::{DateTime, Utc};
-use kapable_sdk::comms::types::Room;
+use kapable_sdk::comms::types::{Participant, Room};
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use super::events::append_events;
 use super::members::{INSERT_MEMBER, NewMember};
-use super::{Store, StoreError, now, on_pool};
+use super::{NewEvent, Store, StoreError, now, on_pool};
 
 /// A room as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -66,6 +67,7 @@ impl Store {
         let at = now();
         let insert = "INSERT INTO rooms (id, org_id, name, description, metadata, created_at) \
                       VALUES ($1, $2, $3, $4, $5, $6)";
+        let mut events = Vec::new();
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query(insert)
@@ -79,9 +81,13 @@ impl Store {
                 .await?;
             if let Some(owner) = &owner {
                 owner.bind_insert(sqlx::query(INSERT_MEMBER), id).execute(&mut *tx).await?;
+                let joined = Participant::from(owner.clone().into_row());
+                events.push(NewEvent::room(room.org_id, id, "member_joined", &joined));
             }
+            append_events!(self, tx, &events);
             tx.commit().await?;
         });
+        self.announce(&events);
         Ok(RoomRow {
             id,
             org_id: room.org_id,

@@ -236,6 +236,7 @@ async fn start(
         public_host: vec![],
         cors_origin: vec![],
         presence_ttl_secs,
+        event_retention_secs: 7 * 24 * 3600,
         max_body_bytes: 1024 * 1024,
     };
     let ctx = App::new(store, settings);

@@ -136,18 +136,21 @@ async fn other_org_ids(app: &TestApp) -> HashMap<&'static str, String> {
     ])
 }
 
+/// A token of the test org that the operation admits.
+fn token_for<'a>(app: &'a TestApp, op: &Operation) -> &'a str {
+    use kapable_sdk::comms::types::CallerKind;
+    if op.callers.admits(Some(CallerKind::Org)) { &app.org.token } else { &app.org.agent_key }
+}
+
 async fn every_operation_names_an_unknown_field_over_rest_and_mcp(app: TestApp) {
     for op in ops::all() {
+        let token = token_for(&app, op);
         let path = path_of(op, &HashMap::new());
         let (status, body) = match op.method {
             axum::http::Method::GET | axum::http::Method::DELETE => {
-                app.call(method_of(op), &format!("{path}?bogus=1"), Some(&app.org.token), None)
-                    .await
+                app.call(method_of(op), &format!("{path}?bogus=1"), Some(token), None).await
             }
-            _ => {
-                app.call(method_of(op), &path, Some(&app.org.token), Some(json!({ "bogus": 1 })))
-                    .await
-            }
+            _ => app.call(method_of(op), &path, Some(token), Some(json!({ "bogus": 1 }))).await,
         };
         assert_eq!(status, StatusCode::BAD_REQUEST, "{}: {body}", op.name);
         let message = body["error"]["message"].as_str().unwrap();
@@ -156,7 +159,7 @@ async fn every_operation_names_an_unknown_field_over_rest_and_mcp(app: TestApp) 
         let mut arguments: serde_json::Map<String, Value> =
             op.path_params().map(|name| (name.to_owned(), json!(Uuid::now_v7()))).collect();
         arguments.insert("bogus".into(), json!(1));
-        let result = app.tool(&app.org.token, op.name, Value::Object(arguments)).await;
+        let result = app.tool(token, op.name, Value::Object(arguments)).await;
         assert_eq!(result["isError"], true, "{}: {result}", op.name);
         let text = result["content"][0]["text"].as_str().unwrap();
         let error: Value = serde_json::from_str(text).unwrap();

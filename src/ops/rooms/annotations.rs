@@ -1,9 +1,7 @@
 //! `annotate_message`, and the adding-up of annotations that every message read shows.
 
-use std::collections::HashMap;
-
 use axum::http::Method;
-use kapable_sdk::comms::types::{AnnotateMessageRequest, AnnotationSummary, RoomMessage};
+use kapable_sdk::comms::types::{AnnotateMessageRequest, RoomMessage};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -62,9 +60,9 @@ async fn annotate(ctx: Ctx, caller: Caller, input: AnnotateInput) -> ApiResult<R
         Actor::Org(org_id) => *org_id,
         Actor::Member(member) => member.id,
     };
-    ctx.store.annotate(access.room.org_id, &message, sender_id, &annotations).await?;
-    let mut annotated = with_annotations(&ctx, input.room_id, vec![message]).await?;
-    Ok(Reply::ok(annotated.remove(0)))
+    let annotated =
+        ctx.store.annotate(access.room.org_id, &message, sender_id, &annotations).await?;
+    Ok(Reply::ok(annotated))
 }
 
 fn check(request: AnnotateMessageRequest) -> ApiResult<Vec<NewAnnotation>> {
@@ -121,26 +119,8 @@ pub(super) async fn with_annotations(
     else {
         return Ok(Vec::new());
     };
-    let mut by_message: HashMap<Uuid, Vec<AnnotationSummary>> = HashMap::new();
-    for annotation in ctx.store.annotations(room_id, low, high).await? {
-        let summaries = by_message.entry(annotation.message_id).or_default();
-        let value = annotation.value.map(|v| v.0);
-        match summaries.iter_mut().find(|s| s.kind == annotation.kind && s.key == annotation.key) {
-            Some(summary) => {
-                summary.count += 1;
-                // Rows come oldest first, so the last value seen is the latest.
-                if value.is_some() {
-                    summary.value = value;
-                }
-            }
-            None => summaries.push(AnnotationSummary {
-                kind: annotation.kind,
-                key: annotation.key,
-                count: 1,
-                value,
-            }),
-        }
-    }
+    let rows_of_annotations = ctx.store.annotations(room_id, low, high).await?;
+    let mut by_message = crate::store::summarize(rows_of_annotations);
     Ok(rows
         .into_iter()
         .map(|row| {

@@ -69,7 +69,8 @@ async fn invite(
         role: role.as_str().to_owned(),
         token_hash: None,
     };
-    let (row, created) = ctx.store.add_agent_member(input.room_id, member).await?;
+    let room = access.room.clone().into();
+    let (row, created) = ctx.store.add_agent_member(&room, member).await?;
     Ok(Reply::upserted(row.into(), created))
 }
 
@@ -105,6 +106,6 @@ async fn revoke(ctx: Ctx, caller: Caller, input: RevokeAgentInput) -> ApiResult<
         )));
     }
 
-    ctx.store.revoke_agent_member(input.room_id, input.agent_id).await?;
+    ctx.store.revoke_agent_member(access.room.org_id, input.room_id, input.agent_id).await?;
     Ok(Reply::ok(Deleted { deleted: true }))
 }

@@ -18,6 +18,7 @@ pub(super) use invites::{create_room_invite, join_room, list_room_invites, revok
 pub(super) use members::{invite_agent_to_room, revoke_room_agent};
 pub(super) use messages::{list_room_messages, post_room_message};
 pub use presence::sweep_presence;
+
 pub(super) use presence::{heartbeat, room_presence};
 pub(super) use room::{create_room, get_room, list_rooms};
 

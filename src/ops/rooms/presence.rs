@@ -104,11 +104,8 @@ pub async fn sweep_presence(ctx: Ctx) {
     loop {
         ticks.tick().await;
         match ctx.store.sweep_offline(online_since(&ctx)).await {
-            Ok(gone) => {
-                for (room_id, agent_id) in gone {
-                    tracing::debug!(%room_id, %agent_id, "agent went offline");
-                }
-            }
+            Ok(0) => {}
+            Ok(gone) => tracing::debug!(gone, "agents went offline"),
             Err(error) => tracing::warn!(%error, "the presence sweep failed; retrying"),
         }
     }

@@ -5,12 +5,14 @@
 
 mod agents;
 mod common;
+mod events;
 mod identity;
 mod rooms;
 mod tokens;
 
 pub use agents::*;
 pub use common::*;
+pub use events::*;
 pub use identity::*;
 pub use rooms::*;
 pub use tokens::*;

@@ -1,0 +1,428 @@
+//! The event log and the bus that announces it.
+//!
+//! A state change and its event rows commit in one transaction; only then is a [`Wake`]
+//! published, in process on a broadcast channel and, on Postgres, to every other gateway
+//! instance through `NOTIFY` (sent inside the transaction, so it is delivered at commit). A wake
+//! carries no event, only which org, room or agent changed: subscribers read the events from the
+//! log by cursor, so a wake that is lost or late delays an event but never drops one.
+//!
+//! Positions are commit-ordered. SQLite has one writer, so its row ids are. Postgres ids come
+//! from a sequence, so a position there is (writing transaction id, row id), and readers see only
+//! rows whose transaction is older than every transaction still in flight.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::query::Query;
+use sqlx::types::Json;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use super::{Db, Store, StoreError, now, on_pool};
+
+/// The channel `NOTIFY` uses on Postgres.
+pub(super) const CHANNEL: &str = "kapable_events";
+
+/// A position in the event log; every later commit has a greater one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Position {
+    /// The writing transaction, on Postgres; 0 on SQLite.
+    pub xid: i64,
+    /// The row id.
+    pub id: i64,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.xid == 0 { write!(f, "{}", self.id) } else { write!(f, "{}-{}", self.xid, self.id) }
+    }
+}
+
+impl FromStr for Position {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        let number = |t: &str| t.parse::<i64>().ok().filter(|n| *n >= 0).ok_or(());
+        match text.split_once('-') {
+            Some((xid, id)) => Ok(Position { xid: number(xid)?, id: number(id)? }),
+            None => Ok(Position { xid: 0, id: number(text)? }),
+        }
+    }
+}
+
+/// What a subscriber follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// One room's events.
+    Room(Uuid),
+    /// An agent's events: those of every room it is a member of, and its own.
+    Agent {
+        /// The agent's org.
+        org_id: Uuid,
+        /// The agent.
+        agent_id: Uuid,
+    },
+    /// An org's anomaly events.
+    Anomalies(Uuid),
+}
+
+/// News that the log has grown for an org, a room or an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Events were written for this org, in this room or for this agent.
+    Scope {
+        /// The org.
+        org_id: Uuid,
+        /// The room, for room events.
+        room_id: Option<Uuid>,
+        /// The agent, for agent events.
+        agent_id: Option<Uuid>,
+    },
+    /// Anything may have changed (the bus lost messages): every subscriber re-reads.
+    All,
+}
+
+impl Wake {
+    /// Whether a subscriber of `scope` in `org_id` should re-read the log.
+    pub fn concerns(&self, scope: &Scope) -> bool {
+        match (self, scope) {
+            (Wake::All, _) => true,
+            (Wake::Scope { room_id, .. }, Scope::Room(room)) => *room_id == Some(*room),
+            (Wake::Scope { org_id, .. }, Scope::Agent { org_id: org, .. }) => org_id == org,
+            (Wake::Scope { org_id, room_id: None, agent_id: None }, Scope::Anomalies(org)) => {
+                org_id == org
+            }
+            (Wake::Scope { .. }, Scope::Anomalies(_)) => false,
+        }
+    }
+
+    /// The `NOTIFY` payload: ids only.
+    pub(super) fn payload(&self) -> String {
+        let id = |id: Option<Uuid>| id.map_or("-".to_owned(), |id| id.to_string());
+        match self {
+            Wake::Scope { org_id, room_id, agent_id } => {
+                format!("{org_id} {} {}", id(*room_id), id(*agent_id))
+            }
+            Wake::All => "all".to_owned(),
+        }
+    }
+
+    /// Reads a `NOTIFY` payload; anything unreadable wakes everyone.
+    pub fn from_payload(text: &str) -> Wake {
+        let mut parts = text.split(' ');
+        let mut next = || parts.next().and_then(|p| Uuid::parse_str(p).ok());
+        match next() {
+            Some(org_id) => Wake::Scope { org_id, room_id: next(), agent_id: next() },
+            None => Wake::All,
+        }
+    }
+}
+
+/// An event about to be appended to the log.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The org it belongs to.
+    pub org_id: Uuid,
+    /// The room, for room events.
+    pub room_id: Option<Uuid>,
+    /// The agent, for agent events.
+    pub agent_id: Option<Uuid>,
+    /// The SSE event name, such as `message` or `member_joined`.
+    pub kind: &'static str,
+    /// The object the REST read of the same thing returns.
+    pub data: serde_json::Value,
+}
+
+impl NewEvent {
+    /// A room event carrying `data`.
+    pub fn room(org_id: Uuid, room_id: Uuid, kind: &'static str, data: &impl Serialize) -> Self {
+        let data = serde_json::to_value(data).expect("wire types serialize");
+        NewEvent { org_id, room_id: Some(room_id), agent_id: None, kind, data }
+    }
+
+    /// An event for one agent carrying `data`.
+    pub fn agent(org_id: Uuid, agent_id: Uuid, kind: &'static str, data: &impl Serialize) -> Self {
+        let data = serde_json::to_value(data).expect("wire types serialize");
+        NewEvent { org_id, room_id: None, agent_id: Some(agent_id), kind, data }
+    }
+
+    /// The wake that announces this event once committed.
+    pub fn wake(&self) -> Wake {
+        Wake::Scope { org_id: self.org_id, room_id: self.room_id, agent_id: self.agent_id }
+    }
+
+    /// Binds this event to [`INSERT_EVENT`].
+    pub(super) fn bind<'q, DB>(
+        &'q self,
+        query: Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+    ) -> Query<'q, DB, <DB as sqlx::Database>::Arguments>
+    where
+        DB: sqlx::Database,
+        Uuid: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        Option<Uuid>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        Json<&'q serde_json::Value>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        query
+            .bind(self.org_id)
+            .bind(self.room_id)
+            .bind(self.agent_id)
+            .bind(self.kind)
+            .bind(Json(&self.data))
+            .bind(now())
+    }
+}
+
+/// Appends `events` to the open transaction `tx` of `store`, with one `NOTIFY` per distinct wake
+/// on Postgres (delivered to every instance when the transaction commits). Used inside
+/// [`on_pool!`], so the same code runs on either backend's transaction.
+macro_rules! append_events {
+    ($store:expr, $tx:expr, $events:expr) => {{
+        let events: &[$crate::store::NewEvent] = $events;
+        for event in events {
+            event.bind(sqlx::query($crate::store::events::INSERT_EVENT)).execute(&mut *$tx).await?;
+        }
+        if $store.is_postgres() {
+            let mut wakes: Vec<$crate::store::Wake> = events.iter().map(|e| e.wake()).collect();
+            wakes.dedup();
+            for wake in wakes {
+                sqlx::query($crate::store::events::NOTIFY)
+                    .bind($crate::store::events::CHANNEL)
+                    .bind(wake.payload())
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+        }
+    }};
+}
+pub(crate) use append_events;
+
+/// Appends one event; `$1..$6` as [`NewEvent::bind`] binds them.
+pub(super) const INSERT_EVENT: &str = "INSERT INTO events (org_id, room_id, agent_id, kind, data, \
+    created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// Sends the Postgres notification of a transaction; delivered when it commits.
+pub(super) const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+
+/// An event read back from the log.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    xid: i64,
+    id: i64,
+    /// The SSE event name.
+    pub kind: String,
+    /// The room, for room events.
+    pub room_id: Option<Uuid>,
+    /// The agent, for agent events.
+    pub agent_id: Option<Uuid>,
+    data: Json<serde_json::Value>,
+}
+
+impl EventRow {
+    /// Where the event stands in the log: its cursor.
+    pub fn position(&self) -> Position {
+        Position { xid: self.xid, id: self.id }
+    }
+
+    /// The event's object.
+    pub fn data(&self) -> &serde_json::Value {
+        &self.data.0
+    }
+}
+
+/// The in-process side of the bus: a broadcast of wakes.
+#[derive(Debug, Clone)]
+pub struct Bus {
+    sender: broadcast::Sender<Wake>,
+}
+
+impl Default for Bus {
+    fn default() -> Self {
+        // A lagging receiver loses wakes, not events, and re-reads everything it follows.
+        Self { sender: broadcast::channel(1024).0 }
+    }
+}
+
+impl Bus {
+    /// Announces committed events to this process's subscribers.
+    pub fn publish(&self, wake: Wake) {
+        // No receiver is fine: nobody is following right now.
+        let _ = self.sender.send(wake);
+    }
+
+    /// A receiver of every wake from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Wake> {
+        self.sender.subscribe()
+    }
+}
+
+const SQLITE_COLUMNS: &str = "0 AS xid, id, kind, room_id, agent_id, data";
+const PG_COLUMNS: &str = "(xid::text)::bigint AS xid, id, kind, room_id, agent_id, data";
+/// Postgres rows whose writing transaction has ended, after the cursor `($2, $3)`.
+const PG_VISIBLE: &str = "xid < pg_snapshot_xmin(pg_current_snapshot()) \
+    AND ((xid::text)::bigint, id) > ($2, $3)";
+
+impl Store {
+    /// Up to `limit` events of `scope` after `after`, oldest first.
+    pub async fn events_after(
+        &self,
+        scope: Scope,
+        after: Position,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let (filter, key) = scope_filter(scope);
+        let rows = match &self.db {
+            Db::Sqlite(pool) => {
+                let sql = format!(
+                    "SELECT {SQLITE_COLUMNS} FROM events WHERE {filter} AND id > $3 \
+                     ORDER BY id LIMIT $4"
+                );
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(key)
+                    .bind(after.xid)
+                    .bind(after.id)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Db::Postgres(pool) => {
+                let sql = format!(
+                    "SELECT {PG_COLUMNS} FROM events WHERE {filter} AND {PG_VISIBLE} \
+                     ORDER BY (xid::text)::bigint, id LIMIT $4"
+                );
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(key)
+                    .bind(after.xid)
+                    .bind(after.id)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        Ok(rows)
+    }
+
+    /// The position of the newest event a reader may see now, in any scope: following from
+    /// here delivers exactly what commits later.
+    pub async fn head(&self) -> Result<Position, StoreError> {
+        let (xid, id): (i64, i64) = match &self.db {
+            Db::Sqlite(pool) => {
+                let sql = "SELECT 0, COALESCE(MAX(id), 0) FROM events";
+                sqlx::query_as(sql).fetch_one(pool).await?
+            }
+            Db::Postgres(pool) => {
+                let sql = "SELECT COALESCE(MAX((xid::text)::bigint), 0), COALESCE(MAX(id), 0) \
+                           FROM events WHERE xid < pg_snapshot_xmin(pg_current_snapshot())";
+                sqlx::query_as(sql).fetch_one(pool).await?
+            }
+        };
+        Ok(Position { xid, id })
+    }
+
+    /// The position below which events were pruned: a cursor under it has lost events.
+    pub async fn event_floor(&self) -> Result<Position, StoreError> {
+        let sql = "SELECT xid, id FROM event_floor";
+        let (xid, id): (i64, i64) =
+            on_pool!(self, |pool| sqlx::query_as(sql).fetch_one(pool).await)?;
+        Ok(Position { xid, id })
+    }
+
+    /// Deletes events created before `before` and raises the floor past them.
+    pub async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let (columns, visible) = match self.db {
+            Db::Sqlite(_) => ("0, COALESCE(MAX(id), 0)", "1 = 1"),
+            Db::Postgres(_) => (
+                "COALESCE(MAX((xid::text)::bigint), 0), COALESCE(MAX(id), 0)",
+                "xid < pg_snapshot_xmin(pg_current_snapshot())",
+            ),
+        };
+        let newest_gone =
+            format!("SELECT {columns} FROM events WHERE created_at < $1 AND {visible}");
+        let delete = format!("DELETE FROM events WHERE created_at < $1 AND {visible}");
+        let raise = "UPDATE event_floor SET xid = $1, id = $2 WHERE xid < $1 OR id < $2";
+        let begin = self.write_transaction();
+        let deleted = on_pool!(self, |pool| {
+            let mut tx = pool.begin_with(begin).await?;
+            let (xid, id): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(newest_gone.clone()))
+                .bind(before)
+                .fetch_one(&mut *tx)
+                .await?;
+            let done = sqlx::query(sqlx::AssertSqlSafe(delete.clone()))
+                .bind(before)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(raise).bind(xid).bind(id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            done.rows_affected()
+        });
+        Ok(deleted)
+    }
+
+    /// The bus this store announces its commits on.
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// Announces committed events in process. (On Postgres the transaction's `NOTIFY` tells
+    /// the other instances.)
+    pub(super) fn announce(&self, events: &[NewEvent]) {
+        for event in events {
+            self.bus.publish(event.wake());
+        }
+    }
+}
+
+/// The `WHERE` clause of a scope, with `$1` bound to the returned id.
+fn scope_filter(scope: Scope) -> (String, Uuid) {
+    match scope {
+        Scope::Room(room_id) => ("room_id = $1".to_owned(), room_id),
+        Scope::Agent { agent_id, .. } => (
+            "(agent_id = $1 OR room_id IN (SELECT room_id FROM room_members \
+             WHERE agent_id = $1 AND revoked_at IS NULL))"
+                .to_owned(),
+            agent_id,
+        ),
+        Scope::Anomalies(org_id) => ("org_id = $1 AND kind = 'anomaly'".to_owned(), org_id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_position_round_trips_through_its_text() {
+        for position in [Position { xid: 0, id: 42 }, Position { xid: 9001, id: 7 }] {
+            assert_eq!(position.to_string().parse::<Position>(), Ok(position));
+        }
+        assert!("x".parse::<Position>().is_err());
+        assert!("-1".parse::<Position>().is_err());
+    }
+
+    #[test]
+    fn positions_order_by_transaction_then_row() {
+        assert!(Position { xid: 2, id: 1 } > Position { xid: 1, id: 99 });
+        assert!(Position { xid: 0, id: 2 } > Position { xid: 0, id: 1 });
+    }
+
+    #[test]
+    fn a_wake_survives_its_notify_payload() {
+        let wake =
+            Wake::Scope { org_id: Uuid::now_v7(), room_id: Some(Uuid::now_v7()), agent_id: None };
+        assert_eq!(Wake::from_payload(&wake.payload()), wake);
+        assert_eq!(Wake::from_payload("garbage"), Wake::All);
+    }
+
+    #[test]
+    fn a_room_subscriber_wakes_only_for_its_room() {
+        let (org_id, room) = (Uuid::now_v7(), Uuid::now_v7());
+        let here = Wake::Scope { org_id, room_id: Some(room), agent_id: None };
+        let elsewhere = Wake::Scope { org_id, room_id: Some(Uuid::now_v7()), agent_id: None };
+        assert!(here.concerns(&Scope::Room(room)));
+        assert!(!elsewhere.concerns(&Scope::Room(room)));
+        assert!(Wake::All.concerns(&Scope::Room(room)));
+    }
+}
