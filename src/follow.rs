@@ -4,7 +4,7 @@
 //! to the bus before its first read, reads the log after its cursor, and when nothing is there
 //! waits for a wake that concerns its scope. The log is the source of truth: a wake only says
 //! "look again", so a lost wake (a lagging receiver, a reconnecting listener) costs latency,
-//! never an event. A poll every [`IDLE_POLL`] covers wakes lost without a trace.
+//! never an event. An idle poll covers wakes lost without a trace.
 
 use std::time::Duration;
 
@@ -20,8 +20,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::Ctx;
 use crate::store::{EventRow, Position, Scope, Store, StoreError, Wake};
 
-/// How often an idle follower re-reads the log even without a wake.
-pub const IDLE_POLL: Duration = Duration::from_secs(15);
+/// How often an idle follower re-reads the log even without a wake. On Postgres an event can
+/// stay invisible after its wake while any older transaction in the cluster is open, so idle
+/// followers look again every second there.
+const IDLE_POLL: Duration = Duration::from_secs(15);
+const IDLE_POLL_POSTGRES: Duration = Duration::from_secs(1);
 /// Events read per batch.
 pub const BATCH: i64 = 200;
 
@@ -99,6 +102,7 @@ pub struct Follower {
     cursor: Position,
     wakes: Receiver<Wake>,
     backoff_on_miss: bool,
+    idle_poll: Duration,
 }
 
 impl Follower {
@@ -107,7 +111,8 @@ impl Follower {
         // On Postgres a wake can arrive before the event is visible (an older transaction is
         // still open), so a read that finds nothing after a wake is retried shortly.
         let backoff_on_miss = store.is_postgres();
-        Self { scope, cursor, wakes: store.bus().subscribe(), backoff_on_miss }
+        let idle_poll = if backoff_on_miss { IDLE_POLL_POSTGRES } else { IDLE_POLL };
+        Self { scope, cursor, wakes: store.bus().subscribe(), backoff_on_miss, idle_poll }
     }
 
     /// The position after the last event returned.
@@ -129,7 +134,7 @@ impl Follower {
                 self.cursor = last.position();
                 return Ok(events);
             }
-            let wait = retry.unwrap_or(IDLE_POLL);
+            let wait = retry.unwrap_or(self.idle_poll);
             let woke = tokio::select! {
                 woke = self.wait_for_wake() => woke,
                 () = tokio::time::sleep(wait) => false,

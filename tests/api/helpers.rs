@@ -117,6 +117,18 @@ impl TestApp {
         self
     }
 
+    /// A second gateway on the same database, as a load balancer's other backend would be;
+    /// its address. It stops when the returned guard drops.
+    pub async fn second_instance(&self) -> (String, oneshot::Sender<()>) {
+        let store = kapable_comms::cli::open(&self.database_url).await.unwrap();
+        start(store, &self.database_url, 60).await
+    }
+
+    /// The store of the test database, for what no operation does (such as pruning).
+    pub async fn store(&self) -> kapable_comms::store::Store {
+        kapable_comms::cli::open(&self.database_url).await.unwrap()
+    }
+
     /// Another org in the same database, for isolation tests.
     pub async fn other_org(&self) -> TestOrg {
         let store = kapable_comms::cli::open(&self.database_url).await.unwrap();

@@ -4,9 +4,11 @@
 //! (`postgres://postgres@127.0.0.1:5432/`); each test then gets a database of its own.
 
 mod helpers;
+mod sse;
 
 mod agents;
 mod cli;
+mod events;
 mod keys;
 mod mcp;
 mod openapi;

@@ -210,4 +210,14 @@ impl<'a> Comms<'a> {
     pub async fn room_presence(&self, room_id: Uuid) -> Result<RoomPresence, Error> {
         self.client.get(&format!("/v1/rooms/{room_id}/presence"), &()).await
     }
+
+    /// Waits for the events of the caller's own stream after a cursor (`wait_for_events`).
+    pub async fn wait_for_events(&self, query: WaitForEventsQuery) -> Result<EventList, Error> {
+        self.client.get("/v1/events", &query).await
+    }
+
+    /// A single-use ticket that opens a stream as `?ticket=` (`create_stream_ticket`).
+    pub async fn create_stream_ticket(&self) -> Result<StreamTicket, Error> {
+        self.client.send(Method::POST, "/v1/stream-tickets", &serde_json::json!({})).await
+    }
 }
