@@ -66,6 +66,20 @@ impl Client {
         Ok(())
     }
 
+    /// Opens the SSE stream at `path`, resuming after `last_event_id`.
+    pub(crate) async fn open_stream(
+        &self,
+        path: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<Response, Error> {
+        let mut request =
+            self.request(Method::GET, path).header(reqwest::header::ACCEPT, "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        check(request.send().await?).await
+    }
+
     /// A POST whose success has no body (a revoke).
     pub(crate) async fn post_empty(&self, path: &str) -> Result<(), Error> {
         let response = self.request(Method::POST, path).json(&serde_json::json!({})).send().await?;

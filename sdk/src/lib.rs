@@ -28,6 +28,7 @@
 mod client;
 pub mod comms;
 mod error;
+mod stream;
 
 pub use client::Client;
 pub use error::{ApiErrorBody, Error, ErrorEnvelope};

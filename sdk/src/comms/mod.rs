@@ -5,6 +5,7 @@
 
 pub mod types;
 
+use futures_util::Stream;
 use reqwest::Method;
 use uuid::Uuid;
 
@@ -219,5 +220,25 @@ impl<'a> Comms<'a> {
     /// A single-use ticket that opens a stream as `?ticket=` (`create_stream_ticket`).
     pub async fn create_stream_ticket(&self) -> Result<StreamTicket, Error> {
         self.client.send(Method::POST, "/v1/stream-tickets", &serde_json::json!({})).await
+    }
+
+    /// Follows a room's events (`GET /v1/rooms/{room_id}/stream`) from `after`, or from now,
+    /// reconnecting by itself with `Last-Event-ID` when the connection drops.
+    pub fn follow_room(
+        &self,
+        room_id: Uuid,
+        after: Option<String>,
+    ) -> impl Stream<Item = Result<StreamEvent, Error>> + Send + 'static {
+        crate::stream::follow(self.client.clone(), format!("/v1/rooms/{room_id}/stream"), after)
+    }
+
+    /// Follows an agent's events: its rooms' and its own invitations
+    /// (`GET /v1/agents/{agent_id}/stream`), reconnecting by itself.
+    pub fn follow_agent(
+        &self,
+        agent_id: Uuid,
+        after: Option<String>,
+    ) -> impl Stream<Item = Result<StreamEvent, Error>> + Send + 'static {
+        crate::stream::follow(self.client.clone(), format!("/v1/agents/{agent_id}/stream"), after)
     }
 }
