@@ -13,10 +13,6 @@ use crate::pagination;
 use crate::registry::{Operation, Reply};
 use crate::state::Ctx;
 
-const NAME_MAX: usize = 100;
-const DESCRIPTION_MAX: usize = 1000;
-const METADATA_MAX_BYTES: usize = 16 * 1024;
-
 /// Names one agent of the caller's org.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct AgentPath {
@@ -37,16 +33,12 @@ pub fn create_agent() -> Operation {
 
 async fn create(ctx: Ctx, caller: Caller, input: CreateAgentRequest) -> ApiResult<Reply<Agent>> {
     let org_id = caller.require_org()?;
-    let name = validate::name("name", &input.name, NAME_MAX)?;
-    let description = input
-        .description
-        .as_deref()
-        .map(|d| validate::text("description", d, DESCRIPTION_MAX))
-        .transpose()?;
+    let name = validate::name("name", &input.name, validate::NAME_MAX)?;
+    let description = validate::optional_text("description", input.description.as_deref())?;
     let metadata = input
         .metadata
         .as_ref()
-        .map(|m| validate::object("metadata", m, METADATA_MAX_BYTES))
+        .map(|m| validate::object("metadata", m, validate::METADATA_MAX_BYTES))
         .transpose()?;
 
     let (row, created) = ctx.store.upsert_agent(org_id, name, description, metadata).await?;

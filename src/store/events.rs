@@ -361,6 +361,39 @@ impl Store {
         Ok(deleted)
     }
 
+    /// Waits for `NOTIFY`s from every gateway instance on this Postgres database and publishes
+    /// them on the bus, until the process ends. Does nothing on SQLite, whose one process
+    /// publishes its own commits.
+    pub async fn listen(&self) {
+        let Db::Postgres(pool) = &self.db else {
+            return;
+        };
+        loop {
+            if let Err(error) = self.relay_notifications(pool).await {
+                tracing::warn!(%error, "lost the Postgres notification connection; reconnecting");
+            }
+            // Whatever was announced while the connection was down is in the log: re-read it.
+            self.bus.publish(Wake::All);
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn relay_notifications(&self, pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.ignore_pool_close_event(true);
+        listener.listen(CHANNEL).await?;
+        // Listening now: anything committed before it is read from the log by cursor.
+        self.bus.publish(Wake::All);
+        loop {
+            match listener.try_recv().await? {
+                Some(notification) => {
+                    self.bus.publish(Wake::from_payload(notification.payload()));
+                }
+                None => return Err(sqlx::Error::PoolClosed),
+            }
+        }
+    }
+
     /// The bus this store announces its commits on.
     pub fn bus(&self) -> &Bus {
         &self.bus

@@ -184,7 +184,7 @@ impl Store {
             let Some((invite_id, org_id, room_id, role)) = invite else {
                 return Ok(Joined::Unknown);
             };
-            let member = new_member(org_id, role, who);
+            let member = new_member(org_id, &role, who);
             if let Some(agent_id) = member.agent_id {
                 let row: Option<MemberRow> = sqlx::query_as(SELECT_AGENT_MEMBER)
                     .bind(room_id)
@@ -213,20 +213,11 @@ impl Store {
 }
 
 /// The membership a join creates: the agent itself when the room is of its org, else a guest.
-fn new_member(room_org: Uuid, role: String, who: JoinAs) -> NewMember {
-    let (kind, agent_id, display_name, token_hash) = match who.agent {
+fn new_member(room_org: Uuid, role: &str, who: JoinAs) -> NewMember {
+    match who.agent {
         Some((org_id, agent_id, name)) if org_id == room_org => {
-            ("agent", Some(agent_id), name, None)
+            NewMember::agent(room_org, agent_id, &name, role)
         }
-        _ => ("guest", None, who.guest_name, Some(who.guest_token_hash)),
-    };
-    NewMember {
-        id: Uuid::now_v7(),
-        org_id: room_org,
-        kind,
-        agent_id,
-        display_name,
-        role,
-        token_hash,
+        _ => NewMember::guest(room_org, &who.guest_name, role, who.guest_token_hash),
     }
 }

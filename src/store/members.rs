@@ -55,6 +55,8 @@ pub struct NewMember {
     pub role: String,
     /// The hash of a guest's participant token.
     pub token_hash: Option<[u8; 32]>,
+    /// When it joins.
+    pub joined_at: DateTime<Utc>,
 }
 
 pub(super) const INSERT_MEMBER: &str = "INSERT INTO room_members (id, org_id, room_id, kind, \
@@ -75,6 +77,30 @@ pub(super) const SELECT_AGENT_MEMBER: &str = concat!(
 );
 
 impl NewMember {
+    /// An agent of the org joining with `role`.
+    pub fn agent(org_id: Uuid, agent_id: Uuid, name: &str, role: &str) -> Self {
+        NewMember {
+            id: Uuid::now_v7(),
+            org_id,
+            kind: "agent",
+            agent_id: Some(agent_id),
+            display_name: name.to_owned(),
+            role: role.to_owned(),
+            token_hash: None,
+            joined_at: now(),
+        }
+    }
+
+    /// A guest joining with `role`, holding the participant token of this hash.
+    pub fn guest(org_id: Uuid, name: &str, role: &str, token_hash: [u8; 32]) -> Self {
+        NewMember {
+            kind: "guest",
+            agent_id: None,
+            token_hash: Some(token_hash),
+            ..NewMember::agent(org_id, Uuid::nil(), name, role)
+        }
+    }
+
     /// Binds this member to [`INSERT_MEMBER`] for `room_id`.
     pub(super) fn bind_insert<'q, DB>(
         &'q self,
@@ -98,7 +124,7 @@ impl NewMember {
             .bind(self.display_name.as_str())
             .bind(self.role.as_str())
             .bind(self.token_hash.as_ref().map(|h| &h[..]))
-            .bind(now())
+            .bind(self.joined_at)
     }
 
     /// The row this member becomes once stored.
@@ -109,7 +135,7 @@ impl NewMember {
             agent_id: self.agent_id,
             display_name: self.display_name,
             role: self.role,
-            joined_at: now(),
+            joined_at: self.joined_at,
         }
     }
 }

@@ -7,8 +7,8 @@
 use axum::http::{Method, StatusCode};
 use chrono::Duration;
 use kapable_sdk::comms::types::{
-    CreateInviteRequest, Invite, InviteCreated, InviteList, JoinRoomRequest, JoinRoomResponse,
-    PageQuery, Participant,
+    CreateInviteRequest, Deleted, Invite, InviteCreated, InviteList, JoinRoomRequest,
+    JoinRoomResponse, PageQuery, Participant,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -162,17 +162,13 @@ pub fn revoke_room_invite() -> Operation {
     .handle(revoke)
 }
 
-async fn revoke(
-    ctx: Ctx,
-    caller: Caller,
-    input: RevokeInviteInput,
-) -> ApiResult<Reply<kapable_sdk::comms::types::Deleted>> {
+async fn revoke(ctx: Ctx, caller: Caller, input: RevokeInviteInput) -> ApiResult<Reply<Deleted>> {
     let access = access(&ctx, &caller, input.room_id).await?;
     access.require(Role::Admin, "revoke invites")?;
     if !ctx.store.revoke_invite(input.room_id, input.invite_id).await? {
         return Err(ApiError::not_found("invite"));
     }
-    Ok(Reply::ok(kapable_sdk::comms::types::Deleted { deleted: true }))
+    Ok(Reply::ok(Deleted { deleted: true }))
 }
 
 /// POST /v1/rooms/join/{token}

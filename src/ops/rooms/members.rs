@@ -60,15 +60,7 @@ async fn invite(
         .await?
         .ok_or_else(|| ApiError::not_found("agent"))?;
 
-    let member = NewMember {
-        id: Uuid::now_v7(),
-        org_id,
-        kind: "agent",
-        agent_id: Some(agent.id()),
-        display_name: agent.name().to_owned(),
-        role: role.as_str().to_owned(),
-        token_hash: None,
-    };
+    let member = NewMember::agent(org_id, agent.id(), agent.name(), role.as_str());
     let room = access.room.clone().into();
     let (row, created) = ctx.store.add_agent_member(&room, member).await?;
     Ok(Reply::upserted(row.into(), created))

@@ -47,15 +47,9 @@ async fn create(
     let metadata = validate::metadata(input.metadata.as_ref())?;
 
     let owner = match &caller {
-        Caller::Agent { agent_id, agent_name, .. } => Some(NewMember {
-            id: Uuid::now_v7(),
-            org_id,
-            kind: "agent",
-            agent_id: Some(*agent_id),
-            display_name: agent_name.clone(),
-            role: Role::Owner.as_str().to_owned(),
-            token_hash: None,
-        }),
+        Caller::Agent { agent_id, agent_name, .. } => {
+            Some(NewMember::agent(org_id, *agent_id, agent_name, Role::Owner.as_str()))
+        }
         _ => None,
     };
     let room = NewRoom { org_id, name, description, metadata };
