@@ -8,6 +8,7 @@
 //! Every row carries its `org_id`, and every query that reads a tenant's rows filters by it.
 
 mod agents;
+pub(crate) mod bus;
 mod credentials;
 mod error;
 pub(crate) mod events;
@@ -31,9 +32,10 @@ use sqlx::sqlite::{
 };
 
 pub use agents::AgentRow;
+pub use bus::{Bus, Wake};
 pub use credentials::{AgentKeyRow, AppTokenRow, Credential, NewCredential};
 pub use error::StoreError;
-pub use events::{Bus, EventRow, NewEvent, Position, Scope, Wake};
+pub use events::{EventRow, NewEvent, Position, Scope};
 pub use invites::{InviteRow, JoinAs, Joined, NewInvite};
 pub use members::{MemberRow, NewMember};
 pub use messages::{AnnotationRow, MessageRow, NewAnnotation, NewMessage, summarize};

@@ -13,5 +13,6 @@ mod keys;
 mod mcp;
 mod openapi;
 mod registry;
+mod room_messages;
 mod rooms;
 mod rooms_roles;
