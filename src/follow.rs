@@ -52,7 +52,7 @@ pub async fn authorize(ctx: &Ctx, caller: &Caller, target: Target) -> ApiResult<
             let allowed = match caller {
                 Caller::Org { .. } => ctx.store.get_agent(org_id, agent_id).await?.is_some(),
                 Caller::Agent { agent_id: own, .. } => *own == agent_id,
-                Caller::Participant { .. } | Caller::Anonymous => false,
+                Caller::Participant { .. } | Caller::Channel { .. } | Caller::Anonymous => false,
             };
             if !allowed {
                 return Err(ApiError::not_found("agent"));

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod follow;
 pub mod http;
+pub mod mail;
 pub mod ops;
 pub mod pagination;
 pub mod registry;

@@ -80,6 +80,18 @@ impl Client {
         check(request.send().await?).await
     }
 
+    /// A POST of a non-JSON body of `content_type`.
+    pub(crate) async fn send_raw<O: DeserializeOwned>(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<O, Error> {
+        let request = self.request(Method::POST, path);
+        let request = request.header(reqwest::header::CONTENT_TYPE, content_type).body(body);
+        Ok(check(request.send().await?).await?.json().await?)
+    }
+
     /// A POST whose success has no body (a revoke).
     pub(crate) async fn post_empty(&self, path: &str) -> Result<(), Error> {
         let response = self.request(Method::POST, path).json(&serde_json::json!({})).send().await?;

@@ -37,6 +37,15 @@ pub enum Caller {
         /// The participant it acts as.
         member_id: Uuid,
     },
+    /// A mailbox channel's secret: may deliver raw mail to that channel and nothing else.
+    Channel {
+        /// The channel's org.
+        org_id: Uuid,
+        /// The channel.
+        channel_id: Uuid,
+        /// Its mailbox.
+        mailbox_id: Uuid,
+    },
 }
 
 impl Caller {
@@ -47,6 +56,7 @@ impl Caller {
             Caller::Org { .. } => Some(CallerKind::Org),
             Caller::Agent { .. } => Some(CallerKind::Agent),
             Caller::Participant { .. } => Some(CallerKind::Participant),
+            Caller::Channel { .. } => Some(CallerKind::Channel),
         }
     }
 
@@ -56,7 +66,8 @@ impl Caller {
             Caller::Anonymous => None,
             Caller::Org { org_id, .. }
             | Caller::Agent { org_id, .. }
-            | Caller::Participant { org_id, .. } => Some(*org_id),
+            | Caller::Participant { org_id, .. }
+            | Caller::Channel { org_id, .. } => Some(*org_id),
         }
     }
 
@@ -96,6 +107,8 @@ impl Callers {
     /// tokens of that room. The operation checks the membership itself.
     pub const MEMBER: Callers = Callers(4 | 8);
     const PARTICIPANT: Callers = Callers(8);
+    /// Channel secrets, for the channel the operation names.
+    pub const CHANNEL: Callers = Callers(16);
 
     /// Both sets together.
     pub const fn and(self, other: Callers) -> Callers {
@@ -114,6 +127,7 @@ impl Callers {
             Some(CallerKind::Org) => Self::ORG,
             Some(CallerKind::Agent) => Self::AGENT,
             Some(CallerKind::Participant) => Self::PARTICIPANT,
+            Some(CallerKind::Channel) => Self::CHANNEL,
         };
         self.is_public() || self.0 & bit.0 != 0
     }
@@ -123,6 +137,9 @@ impl Callers {
         let mut kinds = Vec::new();
         if self.is_public() {
             return "anyone".to_owned();
+        }
+        if self.0 & Self::CHANNEL.0 != 0 {
+            kinds.push("the channel's secret (chs_...)");
         }
         if self.0 & Self::ORG.0 != 0 {
             kinds.push("an org app token (kap_...)");

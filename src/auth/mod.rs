@@ -61,6 +61,14 @@ impl Authenticator {
             TokenKind::App => store.find_app_token(&hash).await?,
             TokenKind::Agent => store.find_agent_key(&hash).await?,
             TokenKind::Participant => store.find_participant(&hash).await?,
+            TokenKind::Channel => store.find_channel(&hash).await?.map(
+                |(channel_id, org_id, mailbox_id, _kind, hash)| Credential::Channel {
+                    org_id,
+                    channel_id,
+                    mailbox_id,
+                    hash,
+                },
+            ),
             TokenKind::Invite => {
                 return Err(ApiError::unauthorized(
                     "an invite token is not a credential; redeem it with `join_room`",
@@ -118,8 +126,8 @@ impl Authenticator {
         let id = match credential {
             Credential::App { token_id, .. } => *token_id,
             Credential::Agent { key_id, .. } => *key_id,
-            // Participant tokens live as long as the membership; their use is not recorded.
-            Credential::Participant { .. } => return,
+            // Participant tokens and channel secrets: their use is not recorded.
+            Credential::Participant { .. } | Credential::Channel { .. } => return,
         };
         let now = Instant::now();
         {
@@ -145,7 +153,8 @@ fn stored_hash(credential: &Credential) -> &[u8] {
     match credential {
         Credential::App { hash, .. }
         | Credential::Agent { hash, .. }
-        | Credential::Participant { hash, .. } => hash,
+        | Credential::Participant { hash, .. }
+        | Credential::Channel { hash, .. } => hash,
     }
 }
 
@@ -157,6 +166,9 @@ fn caller_of(credential: Credential) -> Caller {
         }
         Credential::Participant { org_id, room_id, member_id, .. } => {
             Caller::Participant { org_id, room_id, member_id }
+        }
+        Credential::Channel { org_id, channel_id, mailbox_id, .. } => {
+            Caller::Channel { org_id, channel_id, mailbox_id }
         }
     }
 }

@@ -30,6 +30,8 @@ pub enum TokenKind {
     Invite,
     /// A single-use stream ticket, `tk_...`: accepted only as `?ticket=` on a stream.
     Ticket,
+    /// A mailbox channel's secret, `chs_...`: delivers raw mail to that channel.
+    Channel,
 }
 
 impl TokenKind {
@@ -41,6 +43,7 @@ impl TokenKind {
             TokenKind::Participant => "pt_",
             TokenKind::Invite => "inv_",
             TokenKind::Ticket => "tk_",
+            TokenKind::Channel => "chs_",
         }
     }
 }
@@ -119,6 +122,7 @@ impl<'a> PresentedToken<'a> {
             TokenKind::Participant,
             TokenKind::Invite,
             TokenKind::Ticket,
+            TokenKind::Channel,
         ]
         .into_iter()
         .find(|kind| text.starts_with(kind.prefix()))
@@ -152,6 +156,7 @@ mod tests {
             TokenKind::Participant,
             TokenKind::Invite,
             TokenKind::Ticket,
+            TokenKind::Channel,
         ] {
             let secret = Secret::generate(kind);
             let presented = PresentedToken::parse(secret.expose()).unwrap();

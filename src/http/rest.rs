@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
+use base64::Engine as _;
 use serde_json::Value;
 
 use crate::auth;
@@ -36,8 +37,12 @@ pub(super) fn routes() -> Router<Ctx> {
                 Err(error) => error.into_response(),
             }
         };
-        let route = by_path.remove(op.path).unwrap_or_default();
-        by_path.insert(op.path, route.on(filter, handler));
+        let mut route = MethodRouter::new().on(filter, handler);
+        if let Some(limit) = op.body_limit {
+            route = route.layer(DefaultBodyLimit::max(limit));
+        }
+        let routes = by_path.remove(op.path).unwrap_or_default();
+        by_path.insert(op.path, routes.merge(route));
     }
     by_path.into_iter().fold(Router::new(), |router, (path, route)| {
         router.route(path, route.fallback(super::errors::method_not_allowed))
@@ -58,7 +63,7 @@ async fn serve(
     let raw = RawInput {
         path: path.map_err(|e| ApiError::invalid(e.body_text()))?.0,
         query: parse_query(query.as_deref())?,
-        body: parse_body(headers, body)?,
+        body: parse_body(op, headers, body)?,
         idempotency_key: text_header(headers, "idempotency-key")?,
     };
     let input = op.shape.merge(raw)?;
@@ -77,6 +82,7 @@ fn parse_query(query: Option<&str>) -> ApiResult<Vec<(String, String)>> {
 }
 
 fn parse_body(
+    op: &Operation,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Option<Value>> {
@@ -92,16 +98,21 @@ fn parse_body(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    if let Some(kind) = headers.get(header::CONTENT_TYPE) {
-        let kind = kind.to_str().unwrap_or_default().to_ascii_lowercase();
-        let json = kind.starts_with("application/json") || kind.contains("+json");
-        if !json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON with `Content-Type: application/json`",
-            ));
-        }
+    let kind = headers.get(header::CONTENT_TYPE).map(|k| k.to_str().unwrap_or_default());
+    let kind = kind.map(str::to_ascii_lowercase);
+    let json =
+        kind.as_deref().is_some_and(|k| k.starts_with("application/json") || k.contains("+json"));
+    if let (false, Some(field)) = (json, op.raw_body) {
+        // An operation that takes raw bodies gets them whole, whatever their encoding.
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&body);
+        return Ok(Some(serde_json::json!({ field: encoded })));
+    }
+    if kind.is_some() && !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+        ));
     }
     serde_json::from_slice(&body)
         .map(Some)

@@ -87,7 +87,11 @@ async fn ticket(ctx: Ctx, caller: Caller, _input: NoInput) -> ApiResult<Reply<St
         Caller::Participant { org_id, room_id, member_id } => {
             ticket_row(*org_id, "participant", *member_id, *member_id, Some(*room_id))
         }
-        Caller::Anonymous => return Err(ApiError::unauthorized("a stream ticket needs a token")),
+        Caller::Channel { .. } | Caller::Anonymous => {
+            return Err(ApiError::forbidden(
+                "a stream ticket needs an org, agent or participant token",
+            ));
+        }
     };
 
     let secret = Secret::generate(TokenKind::Ticket);

@@ -41,7 +41,7 @@ async fn handle(_ctx: Ctx, caller: Caller, _input: NoInput) -> ApiResult<Reply<W
             me.room_id = Some(room_id);
             me.participant_id = Some(member_id);
         }
-        Caller::Org { .. } | Caller::Anonymous => {}
+        Caller::Org { .. } | Caller::Channel { .. } | Caller::Anonymous => {}
     }
     Ok(Reply::ok(me))
 }

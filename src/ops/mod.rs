@@ -7,6 +7,7 @@ mod agent_keys;
 mod agents;
 mod app_tokens;
 mod events;
+mod mail;
 mod me;
 mod rooms;
 pub(crate) mod validate;
@@ -48,6 +49,14 @@ pub fn all() -> &'static [Operation] {
             rooms::annotate_message(),
             rooms::heartbeat(),
             rooms::room_presence(),
+            mail::create_mailbox(),
+            mail::delete_mailbox(),
+            mail::list_agent_mailboxes(),
+            mail::create_channel(),
+            mail::list_channels(),
+            mail::receive_email(),
+            mail::list_mailbox_messages(),
+            mail::get_message(),
             events::wait_for_events(),
             events::create_stream_ticket(),
         ]

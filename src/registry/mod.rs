@@ -87,6 +87,11 @@ pub struct Operation {
     pub output: SchemaFn,
     /// The input's fields and their kinds, for merging and for naming unknown fields.
     pub shape: InputShape,
+    /// The field that takes a REST body sent as something other than JSON, base64-encoded
+    /// (raw mail, for instance); `None` when the body must be JSON.
+    pub raw_body: Option<&'static str>,
+    /// The largest REST body this operation accepts, when it differs from the gateway's.
+    pub body_limit: Option<usize>,
     handler: Handler,
 }
 
@@ -106,6 +111,8 @@ pub struct Declare {
     callers: Callers,
     success: StatusCode,
     errors: &'static [(StatusCode, &'static str)],
+    raw_body: Option<&'static str>,
+    body_limit: Option<usize>,
 }
 
 impl Operation {
@@ -116,7 +123,17 @@ impl Operation {
             Method::DELETE => StatusCode::NO_CONTENT,
             _ => StatusCode::OK,
         };
-        Declare { name, method, path, description: "", callers: Callers::ORG, success, errors: &[] }
+        Declare {
+            name,
+            method,
+            path,
+            description: "",
+            callers: Callers::ORG,
+            success,
+            errors: &[],
+            raw_body: None,
+            body_limit: None,
+        }
     }
 
     /// The path parameters, in order of appearance.
@@ -179,6 +196,18 @@ impl Declare {
         self
     }
 
+    /// Lets REST callers send a non-JSON body, which arrives base64-encoded in `field`.
+    pub fn raw_body(mut self, field: &'static str) -> Self {
+        self.raw_body = Some(field);
+        self
+    }
+
+    /// Accepts REST bodies up to `bytes`, instead of the gateway's `--max-body-bytes`.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = Some(bytes);
+        self
+    }
+
     /// Completes the operation with its handler: `async fn(Ctx, Caller, Input) -> Reply<Output>`.
     pub fn handle<I, O, F, Fut>(self, handler: F) -> Operation
     where
@@ -211,6 +240,8 @@ impl Declare {
             input: schema::input_of::<I>,
             output: schema::output_of::<O>,
             shape,
+            raw_body: self.raw_body,
+            body_limit: self.body_limit,
             handler: erased,
         }
     }

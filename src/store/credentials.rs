@@ -48,6 +48,17 @@ pub enum Credential {
         /// The stored hash, for a constant-time comparison.
         hash: Vec<u8>,
     },
+    /// A mailbox channel's secret, while the channel and its mailbox are live.
+    Channel {
+        /// The channel's org.
+        org_id: Uuid,
+        /// The channel.
+        channel_id: Uuid,
+        /// Its mailbox.
+        mailbox_id: Uuid,
+        /// The stored hash, for a constant-time comparison.
+        hash: Vec<u8>,
+    },
     /// A guest's participant token, while the guest is a member of its room.
     Participant {
         /// The room's org.
@@ -189,7 +200,7 @@ impl Store {
             Credential::Agent { key_id, .. } => {
                 ("UPDATE agent_keys SET last_used_at = $2 WHERE id = $1", key_id)
             }
-            Credential::Participant { .. } => return Ok(()),
+            Credential::Participant { .. } | Credential::Channel { .. } => return Ok(()),
         };
         let at = now();
         on_pool!(self, |pool| sqlx::query(sql).bind(id).bind(at).execute(pool).await.map(drop))?;

@@ -10,6 +10,7 @@ mod agents;
 mod cli;
 mod events;
 mod keys;
+mod mail;
 mod mcp;
 mod openapi;
 mod registry;

@@ -241,4 +241,53 @@ impl<'a> Comms<'a> {
     ) -> impl Stream<Item = Result<StreamEvent, Error>> + Send + 'static {
         crate::stream::follow(self.client.clone(), format!("/v1/agents/{agent_id}/stream"), after)
     }
+
+    /// Creates a mailbox, or updates the org's mailbox with that address (`create_mailbox`).
+    pub async fn create_mailbox(&self, request: CreateMailboxRequest) -> Result<Mailbox, Error> {
+        self.client.send(Method::POST, "/v1/mailboxes", &request).await
+    }
+
+    /// Deletes a mailbox (`delete_mailbox`).
+    pub async fn delete_mailbox(&self, mailbox_id: Uuid) -> Result<(), Error> {
+        self.client.delete(&format!("/v1/mailboxes/{mailbox_id}")).await
+    }
+
+    /// An agent's mailboxes (`list_agent_mailboxes`).
+    pub async fn list_agent_mailboxes(&self, agent_id: Uuid) -> Result<MailboxList, Error> {
+        self.client.get(&format!("/v1/agents/{agent_id}/mailboxes"), &()).await
+    }
+
+    /// Creates a channel on a mailbox; the secret is in the answer only (`create_channel`).
+    pub async fn create_channel(
+        &self,
+        request: CreateChannelRequest,
+    ) -> Result<ChannelCreated, Error> {
+        self.client.send(Method::POST, "/v1/channels", &request).await
+    }
+
+    /// A mailbox's channels, without secrets (`list_channels`).
+    pub async fn list_channels(&self, mailbox_id: Uuid) -> Result<ChannelList, Error> {
+        self.client.get(&format!("/v1/mailboxes/{mailbox_id}/channels"), &()).await
+    }
+
+    /// Delivers a raw RFC 5322 message to an email channel; the client's token must be the
+    /// channel's secret (`receive_email`).
+    pub async fn receive_email(&self, channel_id: Uuid, raw: &[u8]) -> Result<MailMessage, Error> {
+        let path = format!("/v1/channels/{channel_id}/inbound");
+        self.client.send_raw(&path, "message/rfc822", raw.to_vec()).await
+    }
+
+    /// A mailbox's messages, newest first (`list_mailbox_messages`).
+    pub async fn list_messages(
+        &self,
+        mailbox_id: Uuid,
+        query: ListMessagesQuery,
+    ) -> Result<MailMessageList, Error> {
+        self.client.get(&format!("/v1/mailboxes/{mailbox_id}/messages"), &query).await
+    }
+
+    /// One email message (`get_message`).
+    pub async fn get_message(&self, message_id: Uuid) -> Result<MailMessage, Error> {
+        self.client.get(&format!("/v1/messages/{message_id}"), &()).await
+    }
 }

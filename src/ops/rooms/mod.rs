@@ -122,7 +122,7 @@ pub async fn access(ctx: &Ctx, caller: &Caller, room_id: Uuid) -> ApiResult<Acce
         Caller::Participant { room_id: own, member_id, .. } if *own == room_id => {
             ctx.store.member(room_id, *member_id).await?
         }
-        Caller::Participant { .. } | Caller::Anonymous => None,
+        Caller::Participant { .. } | Caller::Channel { .. } | Caller::Anonymous => None,
     };
     let member = member.ok_or_else(not_found)?;
     Ok(Access { room, role: Role::of(&member), actor: Actor::Member(member) })

@@ -14,12 +14,14 @@ pub enum CallerKind {
     Agent,
     /// A room participant token (`pt_...`): acts as one guest in one room.
     Participant,
+    /// A mailbox channel's secret (`chs_...`): delivers raw mail to that channel only.
+    Channel,
 }
 
 /// The identity behind the token of this request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Whoami {
-    /// The kind of credential: `org`, `agent` or `participant`.
+    /// The kind of credential: `org`, `agent`, `participant` or `channel`.
     pub kind: CallerKind,
     /// The org the caller belongs to.
     pub org_id: Uuid,

@@ -7,6 +7,7 @@ mod agents;
 mod common;
 mod events;
 mod identity;
+mod mail;
 mod rooms;
 mod tokens;
 
@@ -14,5 +15,6 @@ pub use agents::*;
 pub use common::*;
 pub use events::*;
 pub use identity::*;
+pub use mail::*;
 pub use rooms::*;
 pub use tokens::*;

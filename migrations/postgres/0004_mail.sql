@@ -1,0 +1,55 @@
+-- Mailboxes, their channels, and mail messages (inbound now; outbound with the outbox).
+-- An address routes to one live mailbox across the whole gateway.
+
+CREATE TABLE mailboxes (
+    id           UUID PRIMARY KEY,
+    org_id       UUID NOT NULL REFERENCES orgs (id),
+    agent_id     UUID REFERENCES agents (id),
+    address      TEXT NOT NULL,
+    display_name TEXT,
+    created_at   TIMESTAMPTZ NOT NULL,
+    updated_at   TIMESTAMPTZ NOT NULL,
+    deleted_at   TIMESTAMPTZ
+);
+CREATE UNIQUE INDEX mailboxes_live_address ON mailboxes (address) WHERE deleted_at IS NULL;
+CREATE INDEX mailboxes_agent ON mailboxes (agent_id, id);
+
+-- A channel's secret is a credential for its inbound endpoint; only its hash is kept.
+CREATE TABLE channels (
+    id          UUID PRIMARY KEY,
+    org_id      UUID NOT NULL REFERENCES orgs (id),
+    mailbox_id  UUID NOT NULL REFERENCES mailboxes (id),
+    kind        TEXT NOT NULL,
+    url         TEXT,
+    prefix      TEXT NOT NULL,
+    secret_hash BYTEA NOT NULL UNIQUE,
+    created_at  TIMESTAMPTZ NOT NULL,
+    revoked_at  TIMESTAMPTZ
+);
+CREATE INDEX channels_mailbox ON channels (mailbox_id, id);
+
+CREATE TABLE mail_messages (
+    id            UUID PRIMARY KEY,
+    org_id        UUID NOT NULL REFERENCES orgs (id),
+    mailbox_id    UUID NOT NULL REFERENCES mailboxes (id),
+    direction     TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    message_id    TEXT,
+    in_reply_to   TEXT,
+    refs          JSONB NOT NULL,
+    from_addr     TEXT,
+    to_addrs      JSONB NOT NULL,
+    cc_addrs      JSONB NOT NULL,
+    subject       TEXT,
+    body_text     TEXT,
+    body_html     TEXT,
+    attachments   JSONB NOT NULL,
+    headers       JSONB NOT NULL,
+    parse_warning TEXT,
+    raw_size      BIGINT NOT NULL,
+    created_at    TIMESTAMPTZ NOT NULL
+);
+-- The same Message-ID delivered twice to a mailbox is one message.
+CREATE UNIQUE INDEX mail_messages_once ON mail_messages (mailbox_id, direction, message_id)
+    WHERE message_id IS NOT NULL;
+CREATE INDEX mail_messages_mailbox ON mail_messages (mailbox_id, id);

@@ -1,0 +1,4 @@
+//! Email: parsing what arrives, and (with the outbox) sending what agents write.
+
+pub mod address;
+pub mod inbound;
