@@ -88,6 +88,16 @@ pub struct Settings {
     #[arg(long, env = "EVENT_RETENTION_SECS", default_value_t = 7 * 24 * 3600)]
     pub event_retention_secs: u32,
 
+    /// SMTP relay for outbound mail: `smtp://user:pass@host:587?tls=required` (STARTTLS),
+    /// `smtps://user:pass@host:465` (TLS), or `smtp://host:25` (plain, for local relays).
+    /// Without it, mail is written as .eml files to `--outbox-dir`.
+    #[arg(long, env = "SMTP_URL")]
+    pub smtp_url: Option<String>,
+
+    /// Where outbound mail is written when no SMTP relay is set.
+    #[arg(long, env = "OUTBOX_DIR", default_value = "data/outbox")]
+    pub outbox_dir: std::path::PathBuf,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

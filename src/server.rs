@@ -36,8 +36,10 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let transport = crate::mail::outbox::Transport::from_settings(&ctx.settings)?;
     let store = ctx.store.clone();
     let background = [
+        tokio::spawn(crate::mail::outbox::deliver_forever(ctx.clone(), transport)),
         tokio::spawn(crate::ops::sweep_presence(ctx.clone())),
         tokio::spawn(crate::follow::keep_retention(ctx.clone())),
         tokio::spawn(async move { store.listen().await }),

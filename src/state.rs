@@ -18,11 +18,14 @@ pub struct App {
     pub settings: Settings,
     /// Resolves tokens to callers.
     pub auth: Authenticator,
+    /// Wakes the outbox worker when a send is accepted.
+    pub outbox: tokio::sync::Notify,
 }
 
 impl App {
     /// Wraps a connected, migrated store and the settings into the shared state.
     pub fn new(store: Store, settings: Settings) -> Ctx {
-        Arc::new(Self { store, settings, auth: Authenticator::default() })
+        let outbox = tokio::sync::Notify::new();
+        Arc::new(Self { store, settings, auth: Authenticator::default(), outbox })
     }
 }

@@ -71,7 +71,11 @@ pub struct MessagePath {
 }
 
 /// The mailbox `mailbox_id` if the caller may read it: the org's, or an agent's own.
-async fn readable_mailbox(ctx: &Ctx, caller: &Caller, mailbox_id: Uuid) -> ApiResult<MailboxRow> {
+pub(super) async fn readable_mailbox(
+    ctx: &Ctx,
+    caller: &Caller,
+    mailbox_id: Uuid,
+) -> ApiResult<MailboxRow> {
     let org_id = caller.org()?;
     let mailbox = ctx.store.mailbox(org_id, mailbox_id).await?;
     let allowed = |m: &MailboxRow| match caller {

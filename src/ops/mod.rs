@@ -10,6 +10,7 @@ mod events;
 mod mail;
 mod me;
 mod rooms;
+mod send;
 pub(crate) mod validate;
 
 use std::sync::LazyLock;
@@ -56,6 +57,7 @@ pub fn all() -> &'static [Operation] {
             mail::list_channels(),
             mail::receive_email(),
             mail::list_mailbox_messages(),
+            send::send_email(),
             mail::get_message(),
             events::wait_for_events(),
             events::create_stream_ticket(),

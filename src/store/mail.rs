@@ -378,4 +378,20 @@ impl Store {
             .fetch_optional(pool)
             .await)?)
     }
+
+    /// The `References` of the mailbox's message with this Message-ID, to thread a reply.
+    pub async fn thread_of(
+        &self,
+        mailbox_id: Uuid,
+        message_id: &str,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let sql =
+            "SELECT refs FROM mail_messages WHERE mailbox_id = $1 AND message_id = $2 LIMIT 1";
+        let row: Option<(Json<Vec<String>>,)> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(mailbox_id)
+            .bind(message_id)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(row.map(|(refs,)| refs.0))
+    }
 }

@@ -249,6 +249,8 @@ async fn start(
         cors_origin: vec![],
         presence_ttl_secs,
         event_retention_secs: 7 * 24 * 3600,
+        smtp_url: None,
+        outbox_dir: std::env::temp_dir().join("kapable-outbox"),
         max_body_bytes: 1024 * 1024,
     };
     let ctx = App::new(store, settings);

@@ -27,6 +27,8 @@ pub async fn start(database_url: &str) -> anyhow::Result<Instance> {
         cors_origin: vec![],
         presence_ttl_secs: 60,
         event_retention_secs: 7 * 24 * 3600,
+        smtp_url: None,
+        outbox_dir: std::env::temp_dir().join("kapable-outbox"),
         max_body_bytes: 1024 * 1024,
     };
     let (stop, stopped) = oneshot::channel::<()>();

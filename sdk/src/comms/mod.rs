@@ -290,4 +290,14 @@ impl<'a> Comms<'a> {
     pub async fn get_message(&self, message_id: Uuid) -> Result<MailMessage, Error> {
         self.client.get(&format!("/v1/messages/{message_id}"), &()).await
     }
+
+    /// Sends an email from a mailbox; answers once the send is stored (`send_email`).
+    pub async fn send_email(
+        &self,
+        mailbox_id: Uuid,
+        request: SendEmailRequest,
+    ) -> Result<SendEmailResponse, Error> {
+        let path = format!("/v1/mailboxes/{mailbox_id}/send");
+        self.client.send(Method::POST, &path, &request).await
+    }
 }

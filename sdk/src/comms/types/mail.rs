@@ -178,3 +178,50 @@ pub struct MailMessageList {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
+
+/// Send an email from a mailbox.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SendEmailRequest {
+    /// Recipients: one address or a comma-separated list (`Name <address>` allowed).
+    pub to: String,
+    /// Copy recipients, comma-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cc: Option<String>,
+    /// Blind copy recipients, comma-separated; they receive the message but appear in no header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bcc: Option<String>,
+    /// The subject, at most 998 characters.
+    pub subject: String,
+    /// The plain-text body; give it, `body_html`, or both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_text: Option<String>,
+    /// The HTML body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_html: Option<String>,
+    /// The sender as `Name <address>`: the display name is free, the address must be the
+    /// mailbox's own. Default: the mailbox's display name and address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Where replies should go, if not to the sender.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// The `Message-ID` this message answers; the reply joins its thread (`In-Reply-To` and
+    /// `References` are set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_reply_to: Option<String>,
+    /// A key of your choosing: the same key with the same request within 24 hours returns the
+    /// first answer instead of sending twice; with a different request it is a `conflict`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// An accepted send: it is durable and will be delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SendEmailResponse {
+    /// The outbound message's id; `get_message` follows its status.
+    pub id: Uuid,
+    /// `queued`.
+    pub status: String,
+    /// The `Message-ID` the message is sent with, without angle brackets.
+    pub message_id: String,
+}
