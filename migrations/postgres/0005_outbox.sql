@@ -12,7 +12,7 @@ CREATE TABLE outbox (
     recipients      JSONB NOT NULL,
     raw             BYTEA NOT NULL,
     status          TEXT NOT NULL,
-    attempts        INTEGER NOT NULL DEFAULT 0,
+    attempts        BIGINT NOT NULL DEFAULT 0,
     next_attempt_at TIMESTAMPTZ NOT NULL,
     lease_until     TIMESTAMPTZ,
     last_error      TEXT,
@@ -37,7 +37,7 @@ CREATE TABLE idempotency_keys (
     scope        TEXT NOT NULL,
     key          TEXT NOT NULL,
     request_hash BYTEA NOT NULL,
-    status       INTEGER NOT NULL,
+    status       BIGINT NOT NULL,
     response     JSONB NOT NULL,
     created_at   TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (scope, key)

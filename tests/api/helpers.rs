@@ -93,7 +93,7 @@ impl TestApp {
     async fn spawn(database_url: String) -> TestApp {
         let store = kapable_comms::cli::open(&database_url).await.expect("opening the database");
         let org = create_org(&store, "test-org").await;
-        let (address, shutdown) = start(store, &database_url, 60).await;
+        let (address, shutdown) = start(store, &database_url, |_| {}).await;
         TestApp {
             address,
             http: reqwest::Client::new(),
@@ -106,12 +106,23 @@ impl TestApp {
     }
 
     /// The same database served again with another presence TTL, in seconds.
-    pub async fn with_presence_ttl(mut self, secs: u32) -> TestApp {
+    pub async fn with_presence_ttl(self, secs: u32) -> TestApp {
+        self.restart(|settings| settings.presence_ttl_secs = secs).await
+    }
+
+    /// The same database served again, sending mail through the SMTP relay at `url`.
+    pub async fn with_smtp(self, url: &str) -> TestApp {
+        let url = url.to_owned();
+        self.restart(move |settings| settings.smtp_url = Some(url)).await
+    }
+
+    /// Stops this gateway and serves its database again with changed settings, on a new port.
+    pub async fn restart(mut self, change: impl FnOnce(&mut Settings)) -> TestApp {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
         let store = kapable_comms::cli::open(&self.database_url).await.unwrap();
-        let (address, shutdown) = start(store, &self.database_url, secs).await;
+        let (address, shutdown) = start(store, &self.database_url, change).await;
         self.address = address;
         self.shutdown = Some(shutdown);
         self
@@ -121,7 +132,7 @@ impl TestApp {
     /// its address. It stops when the returned guard drops.
     pub async fn second_instance(&self) -> (String, oneshot::Sender<()>) {
         let store = kapable_comms::cli::open(&self.database_url).await.unwrap();
-        start(store, &self.database_url, 60).await
+        start(store, &self.database_url, |_| {}).await
     }
 
     /// The store of the test database, for what no operation does (such as pruning).
@@ -238,21 +249,22 @@ impl Drop for TestApp {
 async fn start(
     store: kapable_comms::store::Store,
     database_url: &str,
-    presence_ttl_secs: u32,
+    change: impl FnOnce(&mut Settings),
 ) -> (String, oneshot::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let address = format!("http://{}", listener.local_addr().unwrap());
-    let settings = Settings {
+    let mut settings = Settings {
         listen: listener.local_addr().unwrap(),
         database: DatabaseArgs { database_url: database_url.to_owned() },
         public_host: vec![],
         cors_origin: vec![],
-        presence_ttl_secs,
+        presence_ttl_secs: 60,
         event_retention_secs: 7 * 24 * 3600,
         smtp_url: None,
-        outbox_dir: std::env::temp_dir().join("kapable-outbox"),
+        outbox_dir: std::env::temp_dir().join(format!("kapable-outbox-{}", Uuid::now_v7())),
         max_body_bytes: 1024 * 1024,
     };
+    change(&mut settings);
     let ctx = App::new(store, settings);
     let (shutdown, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {

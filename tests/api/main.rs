@@ -4,6 +4,7 @@
 //! (`postgres://postgres@127.0.0.1:5432/`); each test then gets a database of its own.
 
 mod helpers;
+mod smtp;
 mod sse;
 
 mod agents;
@@ -17,3 +18,4 @@ mod registry;
 mod room_messages;
 mod rooms;
 mod rooms_roles;
+mod send;
