@@ -112,21 +112,21 @@ pub async fn deliver_forever(ctx: Ctx, transport: Transport) {
             }
             continue;
         }
-        for row in &claimed {
-            let delivery = transport.deliver(row).await;
-            match &delivery {
-                Delivery::Sent => tracing::debug!(mail_id = %row.mail_id, "mail delivered"),
-                Delivery::Deferred(_, why) => {
-                    tracing::info!(mail_id = %row.mail_id, %why, "mail deferred");
-                }
-                Delivery::Failed(why) => {
-                    tracing::warn!(mail_id = %row.mail_id, %why, "mail failed");
-                }
-            }
-            // Unrecorded, the lease expires and the same message is tried again.
-            if let Err(error) = ctx.store.record_delivery(row, &delivery).await {
-                tracing::error!(%error, mail_id = %row.mail_id, "recording a delivery failed");
-            }
-        }
+        // The batch goes out at once, over as many relay connections as the pool allows.
+        futures::future::join_all(claimed.iter().map(|row| attempt(&ctx, &transport, row))).await;
+    }
+}
+
+/// Delivers one claimed row and records the outcome.
+async fn attempt(ctx: &Ctx, transport: &Transport, row: &OutboxRow) {
+    let delivery = transport.deliver(row).await;
+    match &delivery {
+        Delivery::Sent => tracing::debug!(mail_id = %row.mail_id, "mail delivered"),
+        Delivery::Deferred(_, why) => tracing::info!(mail_id = %row.mail_id, %why, "mail deferred"),
+        Delivery::Failed(why) => tracing::warn!(mail_id = %row.mail_id, %why, "mail failed"),
+    }
+    // Unrecorded, the lease expires and the same message is tried again.
+    if let Err(error) = ctx.store.record_delivery(row, &delivery).await {
+        tracing::error!(%error, mail_id = %row.mail_id, "recording a delivery failed");
     }
 }

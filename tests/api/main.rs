@@ -4,7 +4,6 @@
 //! (`postgres://postgres@127.0.0.1:5432/`); each test then gets a database of its own.
 
 mod helpers;
-mod smtp;
 mod sse;
 
 mod agents;

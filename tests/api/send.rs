@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::helpers::TestApp;
 use crate::on_both_databases;
-use crate::smtp::SmtpServer;
+use kapable_tools::smtp::SmtpServer;
 
 const WITHIN: Duration = Duration::from_secs(30);
 

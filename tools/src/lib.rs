@@ -1,5 +1,7 @@
 //! Shared pieces of the developer tools: starting gateways in process and summarising timings.
 
+pub mod smtp;
+
 use std::time::Duration;
 
 use kapable_comms::config::{DatabaseArgs, Settings};
@@ -17,10 +19,18 @@ pub struct Instance {
 
 /// Starts a gateway on a free loopback port, on the database at `database_url`.
 pub async fn start(database_url: &str) -> anyhow::Result<Instance> {
+    start_with(database_url, |_| {}).await
+}
+
+/// Like [`start`], with settings changed by `change`.
+pub async fn start_with(
+    database_url: &str,
+    change: impl FnOnce(&mut Settings),
+) -> anyhow::Result<Instance> {
     let store = kapable_comms::cli::open(database_url).await?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let listen = listener.local_addr()?;
-    let settings = Settings {
+    let mut settings = Settings {
         listen,
         database: DatabaseArgs { database_url: database_url.to_owned() },
         public_host: vec![],
@@ -31,6 +41,7 @@ pub async fn start(database_url: &str) -> anyhow::Result<Instance> {
         outbox_dir: std::env::temp_dir().join("kapable-outbox"),
         max_body_bytes: 1024 * 1024,
     };
+    change(&mut settings);
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let shutdown = async {
