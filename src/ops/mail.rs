@@ -345,5 +345,5 @@ async fn get(ctx: Ctx, caller: Caller, input: MessagePath) -> ApiResult<Reply<Ma
     let not_found = || ApiError::not_found("message of yours");
     let row = ctx.store.mail_message(org_id, input.message_id).await?.ok_or_else(not_found)?;
     readable_mailbox(&ctx, &caller, row.mailbox_id).await.map_err(|_| not_found())?;
-    Ok(Reply::ok(row.into()))
+    Ok(Reply::ok(row.with_headers()))
 }

@@ -92,8 +92,17 @@ pub struct MailRow {
     body_text: Option<String>,
     body_html: Option<String>,
     attachments: Json<Vec<Attachment>>,
+    headers: Json<serde_json::Value>,
     parse_warning: Option<String>,
     created_at: DateTime<Utc>,
+}
+
+impl MailRow {
+    /// The wire form with the headers, as `get_message` shows it.
+    pub fn with_headers(self) -> MailMessage {
+        let headers = self.headers.0.clone();
+        MailMessage { headers: Some(headers), ..MailMessage::from(self) }
+    }
 }
 
 impl From<MailRow> for MailMessage {
@@ -113,6 +122,7 @@ impl From<MailRow> for MailMessage {
             body_text: row.body_text,
             body_html: row.body_html,
             attachments: row.attachments.0,
+            headers: None,
             parse_warning: row.parse_warning,
             created_at: row.created_at,
         }
@@ -145,7 +155,7 @@ macro_rules! channel_columns {
 macro_rules! mail_columns {
     () => {
         "id, mailbox_id, direction, status, message_id, in_reply_to, refs, from_addr, to_addrs, \
-         cc_addrs, subject, body_text, body_html, attachments, parse_warning, created_at"
+         cc_addrs, subject, body_text, body_html, attachments, headers, parse_warning, created_at"
     };
 }
 

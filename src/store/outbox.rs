@@ -126,7 +126,7 @@ impl Store {
              attachments, headers, parse_warning, raw_size, created_at) VALUES ($1, $2, $3, \
              'outbound', 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL, $15, \
              $16) RETURNING id, mailbox_id, direction, status, message_id, in_reply_to, refs, \
-             from_addr, to_addrs, cc_addrs, subject, body_text, body_html, attachments, \
+             from_addr, to_addrs, cc_addrs, subject, body_text, body_html, attachments, headers, \
              parse_warning, created_at";
         let outbox = "INSERT INTO outbox (id, org_id, mailbox_id, mail_id, envelope_from, \
                       recipients, raw, status, next_attempt_at, created_at) \

@@ -211,6 +211,8 @@ async fn the_owner_agent_reads_its_mailbox_and_hears_of_new_mail(app: TestApp) {
     assert_eq!(inbox["structuredContent"]["messages"][0]["subject"], "Hello", "{inbox}");
     let read = agent.comms().get_message(stored.id).await.unwrap();
     assert_eq!(read.from.as_deref(), Some("Ada <ada@example.com>"));
+    assert_eq!(read.headers.unwrap()["subject"], "Hello", "get_message shows the headers");
+    assert!(stored.headers.is_none(), "lists and events leave them out");
 
     let (_, stranger) = app.agent("stranger").await;
     let stranger = app.sdk(&stranger);

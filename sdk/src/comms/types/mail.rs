@@ -148,6 +148,9 @@ pub struct MailMessage {
     pub body_html: Option<String>,
     /// Attachments, listed with name, type and size.
     pub attachments: Vec<Attachment>,
+    /// Every header by lower-cased name (repeated ones as arrays); in `get_message` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<serde_json::Value>,
     /// What could not be read of a malformed message; the rest was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parse_warning: Option<String>,
