@@ -81,7 +81,12 @@ pub struct Settings {
     pub cors_origin: Vec<String>,
 
     /// Seconds after its last heartbeat that an agent still counts as online in a room.
-    #[arg(long, env = "PRESENCE_TTL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=86400))]
+    #[arg(
+        long,
+        env = "PRESENCE_TTL_SECS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u32).range(1..=86400)
+    )]
     pub presence_ttl_secs: u32,
 
     /// Seconds events are kept for streams to resume from; older cursors get `cursor_expired`.

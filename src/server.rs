@@ -59,7 +59,9 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static
     Ok(async move {
         tokio::select! {
             _ = interrupt.recv() => tracing::info!("SIGINT received; finishing in-flight requests"),
-            _ = terminate.recv() => tracing::info!("SIGTERM received; finishing in-flight requests"),
+            _ = terminate.recv() => {
+                tracing::info!("SIGTERM received; finishing in-flight requests");
+            }
         }
     })
 }

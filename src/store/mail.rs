@@ -302,7 +302,8 @@ impl Store {
         let existing = concat!(
             "SELECT ",
             mail_columns!(),
-            " FROM mail_messages WHERE mailbox_id = $1 AND direction = 'inbound' AND message_id = $2"
+            " FROM mail_messages WHERE mailbox_id = $1 AND direction = 'inbound' \
+             AND message_id = $2"
         );
         let (mailbox, p) = (&inbound.mailbox, &inbound.parsed);
         let mut events = Vec::new();

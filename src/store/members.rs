@@ -60,7 +60,8 @@ pub struct NewMember {
 }
 
 pub(super) const INSERT_MEMBER: &str = "INSERT INTO room_members (id, org_id, room_id, kind, \
-    agent_id, display_name, role, token_hash, joined_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    agent_id, display_name, role, token_hash, joined_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// The columns of [`MemberRow`], for `concat!` into static statements.
 macro_rules! columns {

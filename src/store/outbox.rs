@@ -122,7 +122,8 @@ impl Store {
         mail_id: Uuid,
     ) -> Result<MailRow, StoreError> {
         let message = "INSERT INTO mail_messages (id, org_id, mailbox_id, direction, status, \
-             message_id, in_reply_to, refs, from_addr, to_addrs, cc_addrs, subject, body_text, body_html, \
+             message_id, in_reply_to, refs, from_addr, to_addrs, cc_addrs, subject, body_text, \
+             body_html, \
              attachments, headers, parse_warning, raw_size, created_at) VALUES ($1, $2, $3, \
              'outbound', 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL, $15, \
              $16) RETURNING id, mailbox_id, direction, status, message_id, in_reply_to, refs, \
@@ -247,7 +248,8 @@ impl Store {
             }
             Delivery::Failed(why) => ("failed", "failed", "failed", now(), Some(why.as_str())),
         };
-        let outbox = "UPDATE outbox SET status = $2, attempts = attempts + 1, next_attempt_at = $3, \
+        let outbox = "UPDATE outbox SET status = $2, attempts = attempts + 1, \
+                      next_attempt_at = $3, \
                       lease_until = NULL, last_error = $4 WHERE id = $1";
         let message = "UPDATE mail_messages SET status = $2 WHERE id = $1";
         on_pool!(self, |pool| {

@@ -58,8 +58,9 @@ impl Store {
     ) -> Result<PresenceRow, StoreError> {
         let previous = "SELECT status, note, offline_at IS NOT NULL FROM room_presence \
                         WHERE room_id = $1 AND agent_id = $2";
-        let upsert = "INSERT INTO room_presence (room_id, agent_id, org_id, status, note, last_seen) \
-                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (room_id, agent_id) DO UPDATE SET \
+        let upsert = "INSERT INTO room_presence (room_id, agent_id, org_id, status, note, \
+                      last_seen) VALUES ($1, $2, $3, $4, $5, $6) \
+                      ON CONFLICT (room_id, agent_id) DO UPDATE SET \
                       status = excluded.status, note = excluded.note, \
                       last_seen = excluded.last_seen, offline_at = NULL \
                       RETURNING agent_id, status, note, last_seen";
@@ -102,7 +103,8 @@ impl Store {
     pub async fn presence(&self, room_id: Uuid) -> Result<Vec<PresenceRow>, StoreError> {
         let sql = "SELECT p.agent_id, p.status, p.note, p.last_seen FROM room_presence p \
                    WHERE p.room_id = $1 AND EXISTS (SELECT 1 FROM room_members m \
-                   WHERE m.room_id = p.room_id AND m.agent_id = p.agent_id AND m.revoked_at IS NULL) \
+                   WHERE m.room_id = p.room_id AND m.agent_id = p.agent_id \
+                   AND m.revoked_at IS NULL) \
                    ORDER BY p.agent_id";
         Ok(on_pool!(self, |pool| sqlx::query_as(sql).bind(room_id).fetch_all(pool).await)?)
     }
