@@ -87,7 +87,7 @@ pub async fn bootstrap(store: &Store, settings: &Settings) -> anyhow::Result<()>
     println!(
         "\nkapable-comms: first start. Created the org `default` (id {org}) and its agent \
          `assistant`.\nThese secrets are shown once; store them now.\n\n  \
-         app token (org):     {token}\n  agent key (assistant): {key}\n\n\
+         app token (org):       {token}\n  agent key (assistant): {key}\n\n\
          Try the API:\n  curl -H \"Authorization: Bearer {token}\" {base}/v1/me\n\n\
          Connect Claude Code as the agent `assistant`:\n  \
          claude mcp add --transport http kapable-chat {base}/v1/mcp/{key}\n",
