@@ -15,12 +15,6 @@ use crate::sse::{self, SseReader};
 
 const WITHIN: Duration = Duration::from_secs(20);
 
-async fn room(app: &TestApp, name: &str) -> Uuid {
-    let org = app.sdk(&app.org.token);
-    let request = CreateRoomRequest { name: name.into(), ..Default::default() };
-    org.comms().create_room(request).await.unwrap().room.id
-}
-
 async fn post(app: &TestApp, room_id: Uuid, body: &str) -> RoomMessage {
     let request = PostRoomMessageRequest { body: body.into(), ..Default::default() };
     app.sdk(&app.org.token).comms().post_room_message(room_id, request).await.unwrap()
@@ -47,7 +41,7 @@ async fn messages(reader: &mut SseReader, count: usize) -> Vec<sse::SseEvent> {
 
 async fn a_resumed_stream_delivers_every_message_once_and_in_order(app: TestApp) {
     const TOTAL: usize = 30;
-    let room_id = room(&app, "resume").await;
+    let room_id = app.room("resume").await.id;
     let path = format!("/v1/rooms/{room_id}/stream");
     let mut first = stream(&app, &path, &app.org.token, None).await;
 
@@ -78,12 +72,8 @@ async fn a_resumed_stream_delivers_every_message_once_and_in_order(app: TestApp)
 
 async fn wait_for_events_answers_at_once_when_behind_and_empty_when_idle(app: TestApp) {
     let (agent_id, key) = app.agent("poller").await;
-    let room_id = room(&app, "poll").await;
-    let org = app.sdk(&app.org.token);
-    org.comms()
-        .invite_agent_to_room(room_id, InviteAgentRequest { agent_id, ..Default::default() })
-        .await
-        .unwrap();
+    let room_id = app.room("poll").await.id;
+    app.add_to_room(room_id, agent_id).await;
 
     let start = app.tool(&key, "wait_for_events", json!({})).await;
     assert_eq!(start["isError"], false, "{start}");
@@ -156,14 +146,10 @@ async fn followers_see_every_event_in_commit_order_under_concurrent_writers(app:
     const WRITERS: usize = 8;
     const EACH: usize = 25;
     let (agent_id, key) = app.agent("watcher").await;
-    let org = app.sdk(&app.org.token);
     let mut rooms = Vec::new();
     for i in 0..4 {
-        let room_id = room(&app, &format!("r{i}")).await;
-        org.comms()
-            .invite_agent_to_room(room_id, InviteAgentRequest { agent_id, ..Default::default() })
-            .await
-            .unwrap();
+        let room_id = app.room(&format!("r{i}")).await.id;
+        app.add_to_room(room_id, agent_id).await;
         rooms.push(room_id);
     }
     let watcher = app.sdk(&key);
@@ -210,7 +196,7 @@ async fn followers_see_every_event_in_commit_order_under_concurrent_writers(app:
 }
 
 async fn a_cursor_older_than_retention_gets_cursor_expired(app: TestApp) {
-    let room_id = room(&app, "old").await;
+    let room_id = app.room("old").await.id;
     let first = post(&app, room_id, "soon gone").await;
     let store = app.store().await;
     let pruned = store
@@ -230,7 +216,7 @@ async fn a_cursor_older_than_retention_gets_cursor_expired(app: TestApp) {
 }
 
 async fn streams_admit_only_those_who_may_see_them(app: TestApp) {
-    let room_id = room(&app, "private").await;
+    let room_id = app.room("private").await.id;
     let (outsider_id, outsider) = app.agent("outsider").await;
     let other = app.other_org().await;
     let url = |path: &str| format!("{}{path}", app.address);
@@ -293,12 +279,9 @@ async fn a_stream_ticket_opens_one_stream_once(app: TestApp) {
 async fn an_agent_stream_carries_invitations_and_a_removed_members_room_stream_ends(app: TestApp) {
     let (agent_id, key) = app.agent("listener").await;
     let mut agent_stream = stream(&app, &format!("/v1/agents/{agent_id}/stream"), &key, None).await;
-    let room_id = room(&app, "invited").await;
+    let room_id = app.room("invited").await.id;
     let org = app.sdk(&app.org.token);
-    org.comms()
-        .invite_agent_to_room(room_id, InviteAgentRequest { agent_id, ..Default::default() })
-        .await
-        .unwrap();
+    app.add_to_room(room_id, agent_id).await;
 
     let mut room_stream = stream(&app, &format!("/v1/rooms/{room_id}/stream"), &key, None).await;
     post(&app, room_id, "welcome").await;
@@ -323,12 +306,8 @@ async fn an_event_posted_on_one_postgres_instance_reaches_followers_on_another()
         return;
     };
     let (agent_id, key) = app.agent("far-away").await;
-    let room_id = room(&app, "shared").await;
-    let org = app.sdk(&app.org.token);
-    org.comms()
-        .invite_agent_to_room(room_id, InviteAgentRequest { agent_id, ..Default::default() })
-        .await
-        .unwrap();
+    let room_id = app.room("shared").await.id;
+    app.add_to_room(room_id, agent_id).await;
     let (b_address, _b) = app.second_instance().await;
     let b = kapable_sdk::Client::new(&b_address, &key);
 

@@ -162,6 +162,21 @@ impl TestApp {
         (agent.id, key.key)
     }
 
+    /// A new room of the test org, created with the org token.
+    pub async fn room(&self, name: &str) -> kapable_sdk::comms::types::Room {
+        use kapable_sdk::comms::types::CreateRoomRequest;
+        let request = CreateRoomRequest { name: name.into(), ..Default::default() };
+        self.sdk(&self.org.token).comms().create_room(request).await.expect("a room").room
+    }
+
+    /// Makes the agent a participant of the room, with the org token.
+    pub async fn add_to_room(&self, room_id: Uuid, agent_id: Uuid) {
+        use kapable_sdk::comms::types::InviteAgentRequest;
+        let request = InviteAgentRequest { agent_id, ..Default::default() };
+        let org = self.sdk(&self.org.token);
+        org.comms().invite_agent_to_room(room_id, request).await.expect("adding the agent");
+    }
+
     /// The SDK client acting with `token`.
     pub fn sdk(&self, token: &str) -> kapable_sdk::Client {
         kapable_sdk::Client::new(&self.address, token)

@@ -13,12 +13,7 @@ use crate::on_both_databases;
 
 async fn the_same_idempotency_key_returns_the_first_message(app: TestApp) {
     let org = app.sdk(&app.org.token);
-    let room = org
-        .comms()
-        .create_room(CreateRoomRequest { name: "r".into(), ..Default::default() })
-        .await
-        .unwrap()
-        .room;
+    let room = app.room("r").await;
     let path = format!("/v1/rooms/{}/messages", room.id);
     let body = json!({ "body": "deploy v2" });
     let key = "deploy-2026-12-03";
@@ -42,16 +37,8 @@ async fn the_same_idempotency_key_returns_the_first_message(app: TestApp) {
 async fn reactions_count_once_per_sender_and_metadata_keeps_the_latest_value(app: TestApp) {
     let (agent_id, key) = app.agent("reactor").await;
     let org = app.sdk(&app.org.token);
-    let room = org
-        .comms()
-        .create_room(CreateRoomRequest { name: "r".into(), ..Default::default() })
-        .await
-        .unwrap()
-        .room;
-    org.comms()
-        .invite_agent_to_room(room.id, InviteAgentRequest { agent_id, ..Default::default() })
-        .await
-        .unwrap();
+    let room = app.room("r").await;
+    app.add_to_room(room.id, agent_id).await;
     let message = org
         .comms()
         .post_room_message(
@@ -95,13 +82,7 @@ async fn reactions_count_once_per_sender_and_metadata_keeps_the_latest_value(app
 }
 
 async fn message_input_is_checked_and_each_error_names_its_field(app: TestApp) {
-    let org = app.sdk(&app.org.token);
-    let room = org
-        .comms()
-        .create_room(CreateRoomRequest { name: "r".into(), ..Default::default() })
-        .await
-        .unwrap()
-        .room;
+    let room = app.room("r").await;
     let path = format!("/v1/rooms/{}/messages", room.id);
     let cases = [
         (json!({ "body": "" }), "body"),
@@ -131,12 +112,7 @@ async fn paging_neither_skips_nor_repeats_while_four_writers_post(app: TestApp) 
     const WRITERS: usize = 4;
     const EACH: usize = 25;
     let org = app.sdk(&app.org.token);
-    let room = org
-        .comms()
-        .create_room(CreateRoomRequest { name: "busy".into(), ..Default::default() })
-        .await
-        .unwrap()
-        .room;
+    let room = app.room("busy").await;
 
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
@@ -194,16 +170,8 @@ async fn a_heartbeat_older_than_the_ttl_reads_offline(app: TestApp) {
     let app = app.with_presence_ttl(1).await;
     let (agent_id, key) = app.agent("sleeper").await;
     let org = app.sdk(&app.org.token);
-    let room = org
-        .comms()
-        .create_room(CreateRoomRequest { name: "r".into(), ..Default::default() })
-        .await
-        .unwrap()
-        .room;
-    org.comms()
-        .invite_agent_to_room(room.id, InviteAgentRequest { agent_id, ..Default::default() })
-        .await
-        .unwrap();
+    let room = app.room("r").await;
+    app.add_to_room(room.id, agent_id).await;
     let agent = app.sdk(&key);
     let entry =
         agent.comms().heartbeat(room.id, agent_id, HeartbeatRequest::default()).await.unwrap();

@@ -202,18 +202,8 @@ async fn two_agents_over_mcp_talk_in_a_room_a_guest_joined_and_rest_sees_it_all(
 
 async fn a_guest_token_works_in_its_room_and_nowhere_else(app: TestApp) {
     let org = app.sdk(&app.org.token);
-    let room = org
-        .comms()
-        .create_room(CreateRoomRequest { name: "a".into(), ..Default::default() })
-        .await
-        .unwrap()
-        .room;
-    let other = org
-        .comms()
-        .create_room(CreateRoomRequest { name: "b".into(), ..Default::default() })
-        .await
-        .unwrap()
-        .room;
+    let room = app.room("a").await;
+    let other = app.room("b").await;
     let invite = org.comms().create_invite(room.id, CreateInviteRequest::default()).await.unwrap();
     let joined =
         app.sdk("").comms().join_room(&invite.token, JoinRoomRequest::default()).await.unwrap();
@@ -250,22 +240,9 @@ async fn an_agent_sees_only_its_rooms_and_loses_access_when_revoked(app: TestApp
     let (agent_id, key) = app.agent("worker").await;
     let org = app.sdk(&app.org.token);
     let agent = app.sdk(&key);
-    let mine = org
-        .comms()
-        .create_room(CreateRoomRequest { name: "mine".into(), ..Default::default() })
-        .await
-        .unwrap()
-        .room;
-    let not_mine = org
-        .comms()
-        .create_room(CreateRoomRequest { name: "not mine".into(), ..Default::default() })
-        .await
-        .unwrap()
-        .room;
-    org.comms()
-        .invite_agent_to_room(mine.id, InviteAgentRequest { agent_id, ..Default::default() })
-        .await
-        .unwrap();
+    let mine = app.room("mine").await;
+    let not_mine = app.room("not mine").await;
+    app.add_to_room(mine.id, agent_id).await;
 
     let rooms = agent.comms().list_rooms().await.unwrap();
     assert_eq!(rooms.rooms.iter().map(|r| r.id).collect::<Vec<_>>(), [mine.id]);
@@ -279,12 +256,7 @@ async fn an_agent_sees_only_its_rooms_and_loses_access_when_revoked(app: TestApp
 
 async fn invites_stop_working_when_used_up_or_revoked(app: TestApp) {
     let org = app.sdk(&app.org.token);
-    let room = org
-        .comms()
-        .create_room(CreateRoomRequest { name: "r".into(), ..Default::default() })
-        .await
-        .unwrap()
-        .room;
+    let room = app.room("r").await;
     let once = org
         .comms()
         .create_invite(room.id, CreateInviteRequest { max_uses: Some(1), ..Default::default() })
@@ -323,12 +295,7 @@ async fn invites_stop_working_when_used_up_or_revoked(app: TestApp) {
 async fn an_agent_joining_twice_keeps_its_role_and_uses_the_invite_once(app: TestApp) {
     let (agent_id, key) = app.agent("joiner").await;
     let org = app.sdk(&app.org.token);
-    let room = org
-        .comms()
-        .create_room(CreateRoomRequest { name: "r".into(), ..Default::default() })
-        .await
-        .unwrap()
-        .room;
+    let room = app.room("r").await;
     let request = CreateInviteRequest {
         role: Some("observer".into()),
         max_uses: Some(1),
