@@ -86,3 +86,36 @@ async def test_whoami_rejects_unknown_argument(mcp_url: str) -> None:
             result = wire(await session.call_tool("whoami", {"bogus": 1}))
         assert result.get("isError") is True, f"whoami accepted an unknown argument: {json.dumps(result)}"
         assert "bogus" in texts(result), f"error does not name the bad argument: {texts(result)!r}"
+
+
+async def test_room_tools_answer_what_their_output_schemas_declare(mcp_url: str) -> None:
+    """The SDK checks each structuredContent against the tool's outputSchema; a mismatch fails."""
+    async with connect(mcp_url) as session:
+        with anyio.fail_after(TIMEOUT_S):
+            me = wire(await session.call_tool("whoami", {}))["structuredContent"]
+            room = wire(await session.call_tool("create_room", {"name": "python-sdk"}))
+            assert not room.get("isError"), texts(room)
+            room_id = room["structuredContent"]["room"]["id"]
+            start = wire(await session.call_tool("wait_for_events", {}))
+            assert not start.get("isError"), texts(start)
+            cursor = start["structuredContent"]["next_cursor"]
+            posted = wire(
+                await session.call_tool(
+                    "post_room_message",
+                    {"room_id": room_id, "body": "hello from python", "idempotency_key": "py-1"},
+                )
+            )
+            assert not posted.get("isError"), texts(posted)
+            beat = wire(
+                await session.call_tool("heartbeat", {"room_id": room_id, "agent_id": me["agent_id"]})
+            )
+            assert not beat.get("isError"), texts(beat)
+            listed = wire(await session.call_tool("list_room_messages", {"room_id": room_id}))
+            assert listed["structuredContent"]["messages"][0]["body"] == "hello from python"
+            events = wire(
+                await session.call_tool("wait_for_events", {"after": cursor, "timeout_s": 5})
+            )
+            kinds = [e["event"] for e in events["structuredContent"]["events"]]
+            assert "message" in kinds, kinds
+            presence = wire(await session.call_tool("room_presence", {"room_id": room_id}))
+            assert presence["structuredContent"]["presence"][0]["online"] is True
