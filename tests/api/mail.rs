@@ -238,6 +238,21 @@ async fn the_owner_agent_reads_its_mailbox_and_hears_of_new_mail(app: TestApp) {
     );
 }
 
+async fn raw_mail_may_exceed_the_default_body_limit_up_to_its_own(app: TestApp) {
+    let (_, channel) = mailbox_with_channel(&app).await;
+    let url = format!("{}/v1/channels/{}/inbound", app.address, channel.channel.id);
+    let deliver = |raw: String| {
+        let request = app.http.post(&url).bearer_auth(&channel.secret);
+        request.header("content-type", "message/rfc822").body(raw).send()
+    };
+    let head = "From: a@example.com\r\nSubject: big\r\nMessage-ID: <big@example.com>\r\n\r\n";
+    let two_mib = format!("{head}{}\r\n", "x".repeat(2 * 1024 * 1024));
+    assert_eq!(deliver(two_mib).await.unwrap().status(), StatusCode::CREATED);
+    let too_big = format!("{head}{}\r\n", "x".repeat(26 * 1024 * 1024));
+    let answer = deliver(too_big).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
 #[expect(clippy::needless_update, reason = "the API document's examples, verbatim")]
 async fn the_mailbox_examples_of_the_api_document_run_as_written(app: TestApp) {
     let client = app.sdk(&app.org.token);
@@ -299,4 +314,5 @@ on_both_databases!(
     only_the_right_channel_secret_delivers_mail,
     the_owner_agent_reads_its_mailbox_and_hears_of_new_mail,
     the_mailbox_examples_of_the_api_document_run_as_written,
+    raw_mail_may_exceed_the_default_body_limit_up_to_its_own,
 );
