@@ -94,10 +94,10 @@ pub fn create_mailbox() -> Operation {
              (201 created, 200 updated). Give it an `agent_id` to let that agent read it and \
              send from it. An address used by another org answers `conflict`.",
         )
-        .handle(create)
+        .handle(upsert)
 }
 
-async fn create(
+async fn upsert(
     ctx: Ctx,
     caller: Caller,
     input: CreateMailboxRequest,
@@ -175,10 +175,10 @@ pub fn create_channel() -> Operation {
              inbound mail. `webhook`: the mailbox's inbound messages are POSTed to `url`, signed \
              with the secret. The `secret` is returned once.",
         )
-        .handle(create_channel_handler)
+        .handle(add_channel)
 }
 
-async fn create_channel_handler(
+async fn add_channel(
     ctx: Ctx,
     caller: Caller,
     input: CreateChannelRequest,
