@@ -45,6 +45,8 @@ pub enum Caller {
         channel_id: Uuid,
         /// Its mailbox.
         mailbox_id: Uuid,
+        /// Whether it is an `email` channel (one that receives mail).
+        email: bool,
     },
 }
 

@@ -62,10 +62,11 @@ impl Authenticator {
             TokenKind::Agent => store.find_agent_key(&hash).await?,
             TokenKind::Participant => store.find_participant(&hash).await?,
             TokenKind::Channel => store.find_channel(&hash).await?.map(
-                |(channel_id, org_id, mailbox_id, _kind, hash)| Credential::Channel {
+                |(channel_id, org_id, mailbox_id, kind, hash)| Credential::Channel {
                     org_id,
                     channel_id,
                     mailbox_id,
+                    email: kind == "email",
                     hash,
                 },
             ),
@@ -167,8 +168,8 @@ fn caller_of(credential: Credential) -> Caller {
         Credential::Participant { org_id, room_id, member_id, .. } => {
             Caller::Participant { org_id, room_id, member_id }
         }
-        Credential::Channel { org_id, channel_id, mailbox_id, .. } => {
-            Caller::Channel { org_id, channel_id, mailbox_id }
+        Credential::Channel { org_id, channel_id, mailbox_id, email, .. } => {
+            Caller::Channel { org_id, channel_id, mailbox_id, email }
         }
     }
 }

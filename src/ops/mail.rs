@@ -254,21 +254,20 @@ async fn receive(
     caller: Caller,
     input: ReceiveEmailInput,
 ) -> ApiResult<Reply<MailMessage>> {
-    let Caller::Channel { org_id, channel_id, mailbox_id } = caller else {
+    let Caller::Channel { org_id, channel_id, mailbox_id, email } = caller else {
         return Err(ApiError::forbidden("`receive_email` needs the channel's secret (chs_...)"));
     };
     if channel_id != input.channel_id {
         return Err(ApiError::not_found("channel"));
     }
-    let raw = raw_message(input.raw, input.raw_base64)?;
-    let mailbox = ctx.store.mailbox(org_id, mailbox_id).await?;
-    let mailbox = mailbox.ok_or_else(|| ApiError::not_found("mailbox"))?;
-    let channels = ctx.store.channels(mailbox_id).await?;
-    if !channels.iter().any(|c| c.id() == channel_id && c.kind() == "email") {
+    if !email {
         return Err(ApiError::conflict(
             "this is a webhook channel; only email channels receive mail",
         ));
     }
+    let raw = raw_message(input.raw, input.raw_base64)?;
+    let mailbox = ctx.store.mailbox(org_id, mailbox_id).await?;
+    let mailbox = mailbox.ok_or_else(|| ApiError::not_found("mailbox"))?;
 
     let parsed = inbound::parse(&raw);
     let inbound = NewInbound { mailbox, parsed, raw_size: raw.len() };

@@ -56,6 +56,8 @@ pub enum Credential {
         channel_id: Uuid,
         /// Its mailbox.
         mailbox_id: Uuid,
+        /// Whether it is an `email` channel (one that receives mail).
+        email: bool,
         /// The stored hash, for a constant-time comparison.
         hash: Vec<u8>,
     },
@@ -83,13 +85,6 @@ pub struct AgentKeyRow {
     last_used_at: Option<DateTime<Utc>>,
 }
 
-impl AgentKeyRow {
-    /// The key's id.
-    pub fn id(&self) -> Uuid {
-        self.id
-    }
-}
-
 impl From<AgentKeyRow> for AgentKey {
     fn from(row: AgentKeyRow) -> Self {
         AgentKey {
@@ -112,13 +107,6 @@ pub struct AppTokenRow {
     prefix: String,
     created_at: DateTime<Utc>,
     last_used_at: Option<DateTime<Utc>>,
-}
-
-impl AppTokenRow {
-    /// The token's id.
-    pub fn id(&self) -> Uuid {
-        self.id
-    }
 }
 
 impl From<AppTokenRow> for AppToken {

@@ -46,18 +46,6 @@ pub struct ChannelRow {
     created_at: DateTime<Utc>,
 }
 
-impl ChannelRow {
-    /// The channel's id.
-    pub fn id(&self) -> Uuid {
-        self.id
-    }
-
-    /// `email` or `webhook`.
-    pub fn kind(&self) -> &str {
-        &self.kind
-    }
-}
-
 impl From<ChannelRow> for Channel {
     fn from(row: ChannelRow) -> Self {
         let inbound_path =

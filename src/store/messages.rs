@@ -278,14 +278,6 @@ impl Store {
             .await)?)
     }
 
-    /// The room's highest seq so far (0 before its first message).
-    pub async fn last_seq(&self, room_id: Uuid) -> Result<i64, StoreError> {
-        let sql = "SELECT last_seq FROM rooms WHERE id = $1";
-        let (seq,): (i64,) =
-            on_pool!(self, |pool| sqlx::query_as(sql).bind(room_id).fetch_one(pool).await)?;
-        Ok(seq)
-    }
-
     /// The annotations of the room's messages with seqs from `low` to `high`, oldest first.
     pub async fn annotations(
         &self,
