@@ -106,6 +106,73 @@ pub struct Settings {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Send limits and the anomaly detector's thresholds.
+    #[command(flatten)]
+    pub sending: SendPolicy,
+}
+
+/// The org-wide send limits of every mailbox (a mailbox's quota override replaces them) and
+/// the thresholds of the anomaly detector over the send audit.
+#[derive(Debug, Clone, Args)]
+pub struct SendPolicy {
+    /// Sends a mailbox may have accepted in any 60 seconds, unless its quota says otherwise.
+    #[arg(long, env = "SEND_PER_MINUTE", default_value_t = SendPolicy::DEFAULT.per_minute)]
+    pub per_minute: i64,
+
+    /// Sends a mailbox may have accepted in any hour.
+    #[arg(long, env = "SEND_PER_HOUR", default_value_t = SendPolicy::DEFAULT.per_hour)]
+    pub per_hour: i64,
+
+    /// Sends a mailbox may have accepted in any 24 hours.
+    #[arg(long, env = "SEND_PER_DAY", default_value_t = SendPolicy::DEFAULT.per_day)]
+    pub per_day: i64,
+
+    /// The window, in seconds, over which the anomaly rules count (60 to 3600).
+    #[arg(
+        long,
+        env = "ANOMALY_WINDOW_SECS",
+        default_value_t = SendPolicy::DEFAULT.anomaly_window_secs,
+        value_parser = clap::value_parser!(u32).range(60..=3600)
+    )]
+    pub anomaly_window_secs: u32,
+
+    /// `volume_spike`: sends in one window at least this many times the mailbox's average
+    /// window over the previous 24 hours...
+    #[arg(long, env = "ANOMALY_VOLUME_FACTOR", default_value_t = SendPolicy::DEFAULT.volume_factor)]
+    pub volume_factor: u32,
+
+    /// ...and at least this many sends in the window.
+    #[arg(long, env = "ANOMALY_VOLUME_MIN", default_value_t = SendPolicy::DEFAULT.volume_min)]
+    pub volume_min: i64,
+
+    /// `rate_limit_burst`: this many refused sends of one mailbox in one window.
+    #[arg(long, env = "ANOMALY_LIMIT_HITS", default_value_t = SendPolicy::DEFAULT.limit_hits)]
+    pub limit_hits: i64,
+
+    /// `failure_spike`: this many permanent delivery failures of one mailbox in one window.
+    #[arg(long, env = "ANOMALY_FAILURES", default_value_t = SendPolicy::DEFAULT.failures)]
+    pub failures: i64,
+}
+
+impl SendPolicy {
+    /// The defaults, also those of the flags.
+    pub const DEFAULT: SendPolicy = SendPolicy {
+        per_minute: 60,
+        per_hour: 1_000,
+        per_day: 10_000,
+        anomaly_window_secs: 300,
+        volume_factor: 10,
+        volume_min: 50,
+        limit_hits: 10,
+        failures: 5,
+    };
+}
+
+impl Default for SendPolicy {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 impl Settings {

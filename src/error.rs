@@ -77,6 +77,24 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }
 
+    /// 429 `rate_limited`: a send limit is full. The details carry what the REST answer also
+    /// sends as `Retry-After` and `RateLimit-*` headers.
+    pub fn rate_limited(refusal: &crate::mail::policy::Refusal) -> Self {
+        let window = refusal.window.name();
+        let message = format!(
+            "this mailbox has sent {} of its {} per {window}; retry in {} s, or raise its quota \
+             with `set_mailbox_quotas`",
+            refusal.sent, refusal.limit, refusal.retry_after
+        );
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).with_details(json!({
+            "window": window,
+            "limit": refusal.limit,
+            "remaining": 0,
+            "reset": refusal.retry_after,
+            "retry_after": refusal.retry_after,
+        }))
+    }
+
     /// 503 `unavailable`: the database or another dependency does not answer; retry later.
     pub fn unavailable(cause: impl Into<anyhow::Error>) -> Self {
         let mut error = Self::new(

@@ -20,12 +20,19 @@ pub struct App {
     pub auth: Authenticator,
     /// Wakes the outbox worker when a send is accepted.
     pub outbox: tokio::sync::Notify,
+    /// Wakes the webhook worker when an inbound message is queued for a webhook channel.
+    pub webhooks: tokio::sync::Notify,
 }
 
 impl App {
     /// Wraps a connected, migrated store and the settings into the shared state.
     pub fn new(store: Store, settings: Settings) -> Ctx {
-        let outbox = tokio::sync::Notify::new();
-        Arc::new(Self { store, settings, auth: Authenticator::default(), outbox })
+        Arc::new(Self {
+            store,
+            settings,
+            auth: Authenticator::default(),
+            outbox: tokio::sync::Notify::new(),
+            webhooks: tokio::sync::Notify::new(),
+        })
     }
 }

@@ -15,6 +15,20 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            let headers = response.headers_mut();
+            let figures = [
+                ("retry-after", "retry_after"),
+                ("ratelimit-limit", "limit"),
+                ("ratelimit-remaining", "remaining"),
+                ("ratelimit-reset", "reset"),
+            ];
+            for (name, field) in figures {
+                if let Some(value) = self.details.get(field).and_then(serde_json::Value::as_i64) {
+                    headers.insert(name, HeaderValue::from(value));
+                }
+            }
+        }
         response
     }
 }

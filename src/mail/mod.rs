@@ -4,3 +4,5 @@ pub mod address;
 pub mod compose;
 pub mod inbound;
 pub mod outbox;
+pub mod policy;
+pub mod webhook;

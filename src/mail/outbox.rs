@@ -126,7 +126,7 @@ async fn attempt(ctx: &Ctx, transport: &Transport, row: &OutboxRow) {
         Delivery::Failed(why) => tracing::warn!(mail_id = %row.mail_id, %why, "mail failed"),
     }
     // Unrecorded, the lease expires and the same message is tried again.
-    if let Err(error) = ctx.store.record_delivery(row, &delivery).await {
+    if let Err(error) = ctx.store.record_delivery(row, &delivery, &ctx.settings.sending).await {
         tracing::error!(%error, mail_id = %row.mail_id, "recording a delivery failed");
     }
 }

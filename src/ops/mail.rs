@@ -202,7 +202,10 @@ async fn add_channel(
     let mailbox = mailbox.ok_or_else(|| ApiError::not_found("mailbox"))?;
 
     let secret = Secret::generate(TokenKind::Channel);
-    let row = ctx.store.create_channel(&mailbox, &input.kind, url, &secret.credential("")).await?;
+    // A webhook channel signs with its secret, so the gateway must keep that one.
+    let signing = url.is_some().then(|| secret.expose());
+    let credential = secret.credential("");
+    let row = ctx.store.create_channel(&mailbox, &input.kind, url, &credential, signing).await?;
     Ok(Reply::ok(ChannelCreated { channel: row.into(), secret: secret.expose().to_owned() }))
 }
 
@@ -272,6 +275,9 @@ async fn receive(
     let parsed = inbound::parse(&raw);
     let inbound = NewInbound { mailbox, parsed, raw_size: raw.len() };
     let (row, created) = ctx.store.store_inbound(inbound).await?;
+    if created {
+        ctx.webhooks.notify_one();
+    }
     Ok(Reply::upserted(row.into(), created))
 }
 
@@ -317,7 +323,7 @@ async fn list_mail(
     let mailbox = readable_mailbox(&ctx, &caller, input.mailbox_id).await?;
     let query = input.query;
     let (before, limit) = pagination::page_of(query.cursor.as_deref(), query.limit)?;
-    let since = query.since.as_deref().map(since).transpose()?;
+    let since = query.since.as_deref().map(|t| time("since", t)).transpose()?;
 
     let rows = ctx.store.mail_messages(mailbox.id, before, since, limit.fetch()).await?;
     let mut messages: Vec<MailMessage> = rows.into_iter().map(MailMessage::from).collect();
@@ -325,9 +331,10 @@ async fn list_mail(
     Ok(Reply::ok(MailMessageList { messages, next_cursor }))
 }
 
-fn since(text: &str) -> ApiResult<DateTime<Utc>> {
+/// A time parameter `field`, in RFC 3339.
+pub(super) fn time(field: &str, text: &str) -> ApiResult<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).map_err(|_| {
-        ApiError::invalid_field("since", "must be an RFC 3339 time such as 2026-05-01T00:00:00Z")
+        ApiError::invalid_field(field, "must be an RFC 3339 time such as 2026-05-01T00:00:00Z")
     })
 }
 

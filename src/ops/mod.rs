@@ -11,6 +11,7 @@ mod mail;
 mod me;
 mod rooms;
 mod send;
+mod sending;
 pub(crate) mod validate;
 
 use std::sync::LazyLock;
@@ -59,6 +60,13 @@ pub fn all() -> &'static [Operation] {
             mail::list_mailbox_messages(),
             send::send_email(),
             mail::get_message(),
+            sending::get_mailbox_quotas(),
+            sending::set_mailbox_quotas(),
+            sending::delete_mailbox_quotas(),
+            sending::list_rate_limit_hits(),
+            sending::list_send_audit(),
+            sending::list_anomalies(),
+            sending::list_webhook_deliveries(),
             events::wait_for_events(),
             events::create_stream_ticket(),
         ]

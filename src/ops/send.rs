@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::mail::compose::{Draft, compose};
 use crate::registry::{Operation, Reply};
 use crate::state::Ctx;
-use crate::store::{IdempotencyRecord, StoreError};
+use crate::store::{Acceptance, Gate, IdempotencyRecord, StoreError};
 
 const KEY_MAX: usize = 200;
 
@@ -40,11 +40,16 @@ pub fn send_email() -> Operation {
              message's id and status `queued` once the send is stored; delivery follows, and \
              `get_message` shows `sent` or `failed`. To reply in a thread, pass the original's \
              Message-ID as `in_reply_to`. Pass an `idempotency_key` when you may retry: the same \
-             key returns the first answer instead of sending twice.",
+             key returns the first answer instead of sending twice. Over the mailbox's send limits \
+             the answer is `rate_limited` with `retry_after` seconds in its details: wait that \
+             long, do not retry at once.",
         )
         .callers(Callers::ORG.and(Callers::AGENT))
         .success(StatusCode::ACCEPTED)
-        .errors(&[(StatusCode::CONFLICT, "conflict")])
+        .errors(&[
+            (StatusCode::CONFLICT, "conflict"),
+            (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        ])
         .handle(send)
 }
 
@@ -81,7 +86,14 @@ async fn send(
         request: &request,
         references,
     };
-    let outgoing = compose(&draft)?;
+    let outgoing = match compose(&draft) {
+        Ok(outgoing) => outgoing,
+        Err(error) => {
+            let recipients = requested_recipients(&request);
+            ctx.store.record_rejected(&mailbox, &recipients, &error.message).await?;
+            return Err(error);
+        }
+    };
     let mail_id = Uuid::now_v7();
     let answer = SendEmailResponse {
         id: mail_id,
@@ -95,8 +107,11 @@ async fn send(
         status: StatusCode::ACCEPTED.as_u16(),
         response: serde_json::to_value(&answer).unwrap_or_default(),
     });
-    match ctx.store.accept_send(&outgoing, record.as_ref(), mail_id).await {
-        Ok(_) => {}
+    let who = caller_scope(&caller);
+    let gate = Gate { caller: &who, policy: &ctx.settings.sending };
+    match ctx.store.accept_send(&outgoing, record.as_ref(), mail_id, &gate).await {
+        Ok(Acceptance::Accepted) => {}
+        Ok(Acceptance::Refused(refusal)) => return Err(ApiError::rate_limited(&refusal)),
         // The same key was accepted concurrently: answer as that request was answered.
         Err(StoreError::Duplicate(_)) if key.is_some() => {
             let key = key.unwrap_or_default();
@@ -128,7 +143,20 @@ async fn replay(
     serde_json::from_value(response.0).map(Some).map_err(ApiError::internal)
 }
 
-/// Whom an idempotency key belongs to.
+/// The recipients a request names, as written, for the audit of a refused send.
+fn requested_recipients(request: &SendEmailRequest) -> Vec<String> {
+    let lists = [Some(&request.to), request.cc.as_ref(), request.bcc.as_ref()];
+    lists
+        .into_iter()
+        .flatten()
+        .flat_map(|list| list.split(','))
+        .map(str::trim)
+        .filter(|address| !address.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Who sends, for idempotency keys and rate-limit hits.
 fn caller_scope(caller: &Caller) -> String {
     match caller {
         Caller::Org { token_id, .. } => format!("token:{token_id}"),

@@ -88,6 +88,12 @@ impl NewEvent {
         NewEvent { org_id, room_id: None, agent_id: Some(agent_id), kind, data }
     }
 
+    /// An event of the whole org (an anomaly) carrying `data`.
+    pub fn org(org_id: Uuid, kind: &'static str, data: &impl Serialize) -> Self {
+        let data = serde_json::to_value(data).expect("wire types serialize");
+        NewEvent { org_id, room_id: None, agent_id: None, kind, data }
+    }
+
     /// The wake that announces this event once committed.
     pub fn wake(&self) -> Wake {
         Wake::Scope { org_id: self.org_id, room_id: self.room_id, agent_id: self.agent_id }

@@ -228,17 +228,19 @@ impl Store {
         Ok(done > 0)
     }
 
-    /// Stores a channel of the mailbox with its secret's hash.
+    /// Stores a channel of the mailbox with its secret's hash, and for a webhook channel the
+    /// secret it signs with.
     pub async fn create_channel(
         &self,
         mailbox: &MailboxRow,
         kind: &str,
         url: Option<&str>,
         secret: &super::NewCredential,
+        signing_secret: Option<&str>,
     ) -> Result<ChannelRow, StoreError> {
         let sql = concat!(
             "INSERT INTO channels (id, org_id, mailbox_id, kind, url, prefix, secret_hash, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+             created_at, signing_secret) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
             channel_columns!()
         );
         Ok(on_pool!(self, |pool| sqlx::query_as(sql)
@@ -250,6 +252,7 @@ impl Store {
             .bind(&secret.prefix)
             .bind(&secret.hash[..])
             .bind(now())
+            .bind(signing_secret)
             .fetch_one(pool)
             .await)?)
     }
@@ -275,8 +278,8 @@ impl Store {
         Ok(on_pool!(self, |pool| sqlx::query_as(sql).bind(&hash[..]).fetch_optional(pool).await)?)
     }
 
-    /// Stores a received message, once per `Message-ID` and mailbox, and announces it to the
-    /// mailbox's agent (`mail_message`). Returns the stored message and whether it is new.
+    /// Stores a received message, once per `Message-ID` and mailbox, announces it to the
+    /// mailbox's agent (`mail_message`) and queues it for the mailbox's webhook channels. Returns the stored message and whether it is new.
     pub async fn store_inbound(&self, inbound: NewInbound) -> Result<(MailRow, bool), StoreError> {
         let insert = concat!(
             "INSERT INTO mail_messages (id, org_id, mailbox_id, direction, status, message_id, \
@@ -328,6 +331,20 @@ impl Store {
             if let Some(agent_id) = mailbox.agent_id {
                 let message = MailMessage::from(row.clone());
                 events.push(NewEvent::agent(mailbox.org_id, agent_id, "mail_message", &message));
+            }
+            let hooks: Vec<(Uuid,)> = sqlx::query_as(super::webhooks::LIVE_HOOKS)
+                .bind(mailbox.id)
+                .fetch_all(&mut *tx)
+                .await?;
+            for (channel_id,) in hooks {
+                sqlx::query(super::webhooks::ENQUEUE)
+                    .bind(Uuid::now_v7())
+                    .bind(mailbox.org_id)
+                    .bind(channel_id)
+                    .bind(row.id)
+                    .bind(now())
+                    .execute(&mut *tx)
+                    .await?;
             }
             append_events!(self, tx, &events);
             tx.commit().await?;

@@ -20,7 +20,9 @@ mod orgs;
 mod outbox;
 mod presence;
 mod rooms;
+pub(crate) mod sending;
 mod tickets;
+mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -43,10 +45,12 @@ pub use mail::{ChannelRow, MailRow, MailboxRow, NewInbound};
 pub use members::{MemberRow, NewMember};
 pub use messages::{AnnotationRow, MessageRow, NewAnnotation, NewMessage, summarize};
 pub use orgs::{NewOrg, OrgRow};
-pub use outbox::{Delivery, IdempotencyRecord, NewSend, OutboxRow};
+pub use outbox::{Acceptance, Delivery, Gate, IdempotencyRecord, NewSend, OutboxRow};
 pub use presence::PresenceRow;
 pub use rooms::{NewRoom, RoomRow};
+pub use sending::AuditFilter;
 pub use tickets::TicketRow;
+pub use webhooks::{HookOutcome, WebhookJob};
 
 /// The database behind the gateway: SQLite (the default) or Postgres.
 #[derive(Debug, Clone)]

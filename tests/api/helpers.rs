@@ -278,6 +278,7 @@ async fn start(
         smtp_url: None,
         outbox_dir: std::env::temp_dir().join(format!("kapable-outbox-{}", Uuid::now_v7())),
         max_body_bytes: 1024 * 1024,
+        sending: Default::default(),
     };
     change(&mut settings);
     let ctx = App::new(store, settings);

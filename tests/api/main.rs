@@ -18,3 +18,4 @@ mod room_messages;
 mod rooms;
 mod rooms_roles;
 mod send;
+mod sending;

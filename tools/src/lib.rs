@@ -40,6 +40,7 @@ pub async fn start_with(
         smtp_url: None,
         outbox_dir: std::env::temp_dir().join("kapable-outbox"),
         max_body_bytes: 1024 * 1024,
+        sending: Default::default(),
     };
     change(&mut settings);
     let (stop, stopped) = oneshot::channel::<()>();

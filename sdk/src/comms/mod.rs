@@ -300,4 +300,69 @@ impl<'a> Comms<'a> {
         let path = format!("/v1/mailboxes/{mailbox_id}/send");
         self.client.send(Method::POST, &path, &request).await
     }
+
+    /// A mailbox's send limits: effective, defaults, override and usage (`get_mailbox_quotas`).
+    pub async fn get_mailbox_quotas(&self, mailbox_id: Uuid) -> Result<MailboxQuotas, Error> {
+        self.client.get(&format!("/v1/mailboxes/{mailbox_id}/quotas"), &()).await
+    }
+
+    /// Overrides a mailbox's send limits (`set_mailbox_quotas`).
+    pub async fn set_mailbox_quotas(
+        &self,
+        mailbox_id: Uuid,
+        request: SetMailboxQuotasRequest,
+    ) -> Result<MailboxQuotas, Error> {
+        let path = format!("/v1/mailboxes/{mailbox_id}/quotas");
+        self.client.send(Method::PUT, &path, &request).await
+    }
+
+    /// Puts a mailbox back on the default limits (`delete_mailbox_quotas`).
+    pub async fn delete_mailbox_quotas(&self, mailbox_id: Uuid) -> Result<(), Error> {
+        self.client.delete(&format!("/v1/mailboxes/{mailbox_id}/quotas")).await
+    }
+
+    /// Sends of a mailbox refused by its limits, newest first (`list_rate_limit_hits`).
+    pub async fn list_rate_limit_hits(
+        &self,
+        mailbox_id: Uuid,
+        query: PageQuery,
+    ) -> Result<RateLimitHitList, Error> {
+        self.client.get(&format!("/v1/mailboxes/{mailbox_id}/send-audit/hits"), &query).await
+    }
+
+    /// The org's send audit, newest first (`list_send_audit`).
+    pub async fn list_send_audit(
+        &self,
+        org_id: Uuid,
+        query: SendAuditQuery,
+    ) -> Result<SendAuditPage, Error> {
+        self.client.get(&format!("/v1/orgs/{org_id}/send-audit"), &query).await
+    }
+
+    /// The anomalies found in the org's send audit, newest first (`list_anomalies`).
+    pub async fn list_anomalies(
+        &self,
+        org_id: Uuid,
+        query: PageQuery,
+    ) -> Result<AnomalyList, Error> {
+        self.client.get(&format!("/v1/orgs/{org_id}/anomalies"), &query).await
+    }
+
+    /// Follows the org's anomaly feed from `after` (or from now), resuming by itself.
+    pub fn follow_anomalies(
+        &self,
+        org_id: Uuid,
+        after: Option<String>,
+    ) -> impl Stream<Item = Result<StreamEvent, Error>> + Send + 'static {
+        crate::stream::follow(self.client.clone(), format!("/v1/orgs/{org_id}/anomaly-feed"), after)
+    }
+
+    /// A webhook channel's deliveries, newest first (`list_webhook_deliveries`).
+    pub async fn list_webhook_deliveries(
+        &self,
+        channel_id: Uuid,
+        query: PageQuery,
+    ) -> Result<WebhookDeliveryList, Error> {
+        self.client.get(&format!("/v1/channels/{channel_id}/deliveries"), &query).await
+    }
 }

@@ -9,6 +9,7 @@ mod events;
 mod identity;
 mod mail;
 mod rooms;
+mod sending;
 mod tokens;
 
 pub use agents::*;
@@ -17,4 +18,5 @@ pub use events::*;
 pub use identity::*;
 pub use mail::*;
 pub use rooms::*;
+pub use sending::*;
 pub use tokens::*;
