@@ -253,7 +253,7 @@ impl Store {
                     .bind(Json(serde_json::json!({})))
                     .bind(i64::try_from(send.raw.len()).unwrap_or(i64::MAX))
                     .bind(at)
-                    .fetch_one(&mut *tx)
+                    .execute(&mut *tx)
                     .await?;
                 sqlx::query(outbox)
                     .bind(Uuid::now_v7())

@@ -266,6 +266,8 @@ async fn start(
     database_url: &str,
     change: impl FnOnce(&mut Settings),
 ) -> (String, oneshot::Sender<()>) {
+    // The gateway's warnings and errors, shown with the output of a test that fails.
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let address = format!("http://{}", listener.local_addr().unwrap());
     let mut settings = Settings {
