@@ -1,9 +1,10 @@
 //! Following an SSE stream as an async `Stream` of typed events that resumes by itself.
 //!
-//! When the connection drops, the stream reconnects after a short pause with `Last-Event-ID`
-//! set to the last event it yielded, so the caller sees every event once and in order across
-//! reconnects. An answer other than 200 (a revoked key, a room one is no longer in) ends the
-//! stream with that error.
+//! When the connection drops, or cannot be made again (the gateway restarting, a network cut),
+//! the stream reconnects with `Last-Event-ID` set to the last event it yielded, pausing longer
+//! after each failed try (up to 5 s), so the caller sees every event once and in order across
+//! reconnects. An error the gateway answers (a revoked key, a room one is no longer in) ends
+//! the stream with that error.
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use crate::error::Error;
 
 /// How long to wait before reconnecting a dropped stream.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
 struct Following {
     client: Client,
@@ -79,33 +81,53 @@ impl Following {
         }
     }
 
+    /// Opens the stream where it left off; retries while the gateway cannot be reached or is
+    /// unavailable, and gives up on what it refused.
     async fn connect(&mut self) -> Result<(), Error> {
-        let response = self.client.open_stream(&self.path, self.last_event_id.as_deref()).await?;
-        self.body = Some(response.bytes_stream().boxed());
-        Ok(())
+        let mut pause = RECONNECT_AFTER;
+        loop {
+            match self.client.open_stream(&self.path, self.last_event_id.as_deref()).await {
+                Ok(response) => {
+                    self.body = Some(response.bytes_stream().boxed());
+                    return Ok(());
+                }
+                Err(error) if passing(&error) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(RECONNECT_MAX);
+                }
+                Err(refused) => return Err(refused),
+            }
+        }
     }
 }
 
 /// Splitting a byte stream into SSE events.
+/// Whether an error is worth waiting out: no answer at all, or a gateway (or the proxy in front
+/// of it) that is briefly unavailable.
+fn passing(error: &Error) -> bool {
+    matches!(error, Error::Transport(_)) || matches!(error.status(), Some(502..=504))
+}
+
 mod frames {
     use crate::comms::types::StreamEvent;
 
     /// Text received but not yet complete as events.
+    /// Bytes received and not yet cut into frames. Frames end at a blank line; a chunk may
+    /// end anywhere, even inside a character, so text is decoded a whole frame at a time.
     #[derive(Debug, Default)]
     pub(super) struct Frames {
-        buffer: String,
+        buffer: Vec<u8>,
     }
 
     impl Frames {
         pub(super) fn push(&mut self, chunk: &[u8]) {
-            self.buffer.push_str(&String::from_utf8_lossy(chunk));
+            self.buffer.extend_from_slice(chunk);
         }
 
-        /// The next complete event; comments and data-less frames are skipped.
         pub(super) fn next_event(&mut self) -> Option<StreamEvent> {
-            while let Some(end) = self.buffer.find("\n\n") {
-                let frame: String = self.buffer.drain(..end + 2).collect();
-                if let Some(event) = parse(&frame) {
+            while let Some(end) = self.buffer.windows(2).position(|pair| pair == b"\n\n") {
+                let frame: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                if let Some(event) = parse(&String::from_utf8_lossy(&frame)) {
                     return Some(event);
                 }
             }
@@ -119,7 +141,12 @@ mod frames {
             match line.split_once(':') {
                 Some(("id", value)) => id = value.trim_start().to_owned(),
                 Some(("event", value)) => event = value.trim_start().to_owned(),
-                Some(("data", value)) => data.push_str(value.trim_start()),
+                Some(("data", value)) => {
+                    if !data.is_empty() {
+                        data.push('\n');
+                    }
+                    data.push_str(value.strip_prefix(' ').unwrap_or(value));
+                }
                 _ => {}
             }
         }
@@ -146,6 +173,17 @@ mod frames {
             assert_eq!((event.id.as_str(), event.event.as_str()), ("7", "message"));
             assert_eq!(event.data["body"], "hi");
             assert!(frames.next_event().is_none());
+        }
+
+        #[test]
+        fn a_character_split_between_chunks_arrives_whole() {
+            let mut frames = Frames::default();
+            let frame = "id: 8\nevent: message\ndata: {\"body\":\"café ☕\"}\n\n".as_bytes();
+            let cut = frame.len() - 6;
+            frames.push(&frame[..cut]);
+            assert!(frames.next_event().is_none());
+            frames.push(&frame[cut..]);
+            assert_eq!(frames.next_event().unwrap().data["body"], "café ☕");
         }
     }
 }

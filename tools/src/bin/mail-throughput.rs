@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use kapable_sdk::comms::types::{CreateMailboxRequest, SendEmailRequest};
+use kapable_sdk::comms::types::{CreateMailboxRequest, SendEmailRequest, SetMailboxQuotasRequest};
 use kapable_tools::smtp::SmtpServer;
 use kapable_tools::start_with;
 use tokio::time::Instant;
@@ -42,6 +42,13 @@ async fn main() -> anyhow::Result<()> {
     let address = format!("bench-{}@agents.example.com", Uuid::now_v7().simple());
     let request = CreateMailboxRequest { address, ..Default::default() };
     let mailbox = client.comms().create_mailbox(request).await?.id;
+    // The benchmark measures the send path with its limit check, not the default limits.
+    let unlimited = SetMailboxQuotasRequest {
+        per_minute: Some(1_000_000),
+        per_hour: Some(1_000_000),
+        per_day: Some(1_000_000),
+    };
+    client.comms().set_mailbox_quotas(mailbox, unlimited).await?;
 
     eprintln!("sending {sends} emails from {clients} clients ...");
     let next = Arc::new(AtomicUsize::new(0));
