@@ -32,6 +32,17 @@ impl Client {
         Self { http, base_url, token: token.into() }
     }
 
+    /// The gateway's base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// A client for the same gateway, sharing this one's connections, acting with `token`:
+    /// an agent's key just minted, or a participant token from a join.
+    pub fn with_token(&self, token: impl Into<String>) -> Self {
+        Self { http: self.http.clone(), base_url: self.base_url.clone(), token: token.into() }
+    }
+
     /// The communication operations: agents, keys, mailboxes, rooms and streams.
     pub fn comms(&self) -> Comms<'_> {
         Comms::new(self)

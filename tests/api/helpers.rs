@@ -1,14 +1,11 @@
 //! `TestApp`: a gateway started for one test, with an org, an agent and their secrets.
 
-use std::str::FromStr;
-
 use kapable_comms::admin;
 use kapable_comms::config::{DatabaseArgs, Settings};
 use kapable_comms::state::App;
+use kapable_tools::database::ScratchDatabase;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use sqlx::ConnectOptions;
-use sqlx::postgres::{PgConnectOptions, PgPool};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -58,39 +55,22 @@ pub struct TestApp {
     pub org: TestOrg,
     pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
-    _sqlite_dir: Option<tempfile::TempDir>,
-    postgres_db: Option<(String, String)>,
+    database: Option<ScratchDatabase>,
 }
 
 impl TestApp {
     /// A gateway on a fresh SQLite file.
     pub async fn spawn_sqlite() -> TestApp {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!("sqlite://{}/comms.db", dir.path().display());
-        let mut app = Self::spawn(url).await;
-        app._sqlite_dir = Some(dir);
-        app
+        Self::spawn(ScratchDatabase::sqlite()).await
     }
 
     /// A gateway on a fresh Postgres database, if `TEST_DATABASE_URL` is set.
     pub async fn spawn_postgres() -> Option<TestApp> {
-        let server = std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())?;
-        let name = format!("kc_test_{}", Uuid::now_v7().simple());
-        let admin =
-            PgPool::connect(&server).await.expect("TEST_DATABASE_URL must accept connections");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-            .expect("creating the test database");
-        admin.close().await;
-        let options = PgConnectOptions::from_str(&server).expect("a Postgres URL").database(&name);
-        let url = options.to_url_lossy().to_string();
-        let mut app = Self::spawn(url).await;
-        app.postgres_db = Some((server, name));
-        Some(app)
+        Some(Self::spawn(ScratchDatabase::postgres().await?).await)
     }
 
-    async fn spawn(database_url: String) -> TestApp {
+    async fn spawn(database: ScratchDatabase) -> TestApp {
+        let database_url = database.url.clone();
         let store = kapable_comms::cli::open(&database_url).await.expect("opening the database");
         let org = create_org(&store, "test-org").await;
         let (address, shutdown) = start(store, &database_url, |_| {}).await;
@@ -100,8 +80,7 @@ impl TestApp {
             org,
             database_url,
             shutdown: Some(shutdown),
-            _sqlite_dir: None,
-            postgres_db: None,
+            database: Some(database),
         }
     }
 
@@ -237,26 +216,11 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        // The gateway stops before its database is dropped.
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
-        if let Some((server, name)) = self.postgres_db.take() {
-            // Dropped on a thread of its own: Drop cannot await, and the test's runtime is busy.
-            let dropped = std::thread::spawn(move || {
-                let runtime =
-                    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                runtime.block_on(async {
-                    let admin = PgPool::connect(&server).await?;
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await?;
-                    admin.close().await;
-                    Ok::<_, sqlx::Error>(())
-                })
-            });
-            if let Ok(Err(error)) = dropped.join() {
-                eprintln!("could not drop the test database: {error}");
-            }
-        }
+        self.database.take();
     }
 }
 

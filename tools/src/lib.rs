@@ -1,5 +1,7 @@
 //! Shared pieces of the developer tools: starting gateways in process and summarising timings.
 
+pub mod database;
+pub mod proxy;
 pub mod smtp;
 
 use std::time::Duration;
