@@ -40,6 +40,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let store = open(&database.database_url).await?;
             admin::run(&store, action).await
         }
+        Some(Command::McpStdio(args)) => crate::stdio::run(args).await,
         Some(Command::Migrate(database)) => {
             open(&database.database_url).await?;
             eprintln!("the database schema is up to date");

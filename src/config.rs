@@ -37,6 +37,26 @@ pub enum Command {
     },
     /// Create or upgrade the database schema, then exit.
     Migrate(DatabaseArgs),
+    /// Bridge an MCP client that speaks only stdio to a gateway's MCP endpoint over HTTP.
+    McpStdio(StdioArgs),
+}
+
+/// Where `mcp-stdio` relays to.
+#[derive(Debug, Clone, Args)]
+pub struct StdioArgs {
+    /// The gateway's MCP endpoint, such as `https://comms.example.com/v1/mcp` (or with the
+    /// key in the path, `.../v1/mcp/ak_...`, and no `--token`).
+    #[arg(long, env = "KAPABLE_MCP_URL")]
+    pub url: String,
+
+    /// The agent key, participant token or app token, sent as `Authorization: Bearer`. Prefer
+    /// the variable: a flag is visible to every user of the machine.
+    #[arg(long, env = "KAPABLE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Seconds to wait for each answer.
+    #[arg(long, default_value_t = 60)]
+    pub timeout_secs: u64,
 }
 
 /// Operator actions.

@@ -17,4 +17,5 @@ pub mod pagination;
 pub mod registry;
 pub mod server;
 pub mod state;
+pub mod stdio;
 pub mod store;
