@@ -23,6 +23,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# The org app token the started server printed on its first start (absent for KAPABLE_MCP_URL).
+APP_TOKEN: dict[str, str] = {}
+
 
 def server_binary() -> Path:
     if os.environ.get("KAPABLE_BIN"):
@@ -33,6 +36,14 @@ def server_binary() -> Path:
     )
     target = Path(json.loads(metadata.stdout)["target_directory"])
     return target / "debug" / "kapable-comms"
+
+
+@pytest.fixture(scope="session")
+def app_token(mcp_url: str) -> str:
+    """The org app token of the started server."""
+    if "token" not in APP_TOKEN:
+        pytest.skip("no app token: the server was not started by these tests")
+    return APP_TOKEN["token"]
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +77,8 @@ def wait_until_serving(server: subprocess.Popen[str]) -> str:
     def read_stdout() -> None:
         assert server.stdout is not None
         for line in server.stdout:
+            if match := re.search(r"\b(kap_[A-Za-z0-9]+)", line):
+                APP_TOKEN.setdefault("token", match.group(1))
             if (match := re.search(r"\b(ak_[A-Za-z0-9]+)", line)) and not have_key.is_set():
                 found["key"] = match.group(1)
                 have_key.set()
