@@ -35,7 +35,7 @@ pub fn run() -> ExitCode {
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => server::run(cli.serve).await,
-        Some(Command::Serve(settings)) => server::run(settings).await,
+        Some(Command::Serve(settings)) => server::run(*settings).await,
         Some(Command::Admin { database, action }) => {
             let store = open(&database.database_url).await?;
             admin::run(&store, action).await

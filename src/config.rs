@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway (the default).
-    Serve(Settings),
+    Serve(Box<Settings>),
     /// Operator commands: create orgs and list them.
     Admin {
         /// The database to act on.
@@ -130,6 +130,61 @@ pub struct Settings {
     /// Send limits and the anomaly detector's thresholds.
     #[command(flatten)]
     pub sending: SendPolicy,
+
+    /// The Telegram bridge.
+    #[command(flatten)]
+    pub telegram: TelegramSettings,
+}
+
+/// The Telegram bridge: off without a bot token.
+#[derive(Debug, Clone, Args)]
+pub struct TelegramSettings {
+    /// The bot's token from BotFather; turns the bridge on.
+    #[arg(long = "telegram-bot-token", env = "TELEGRAM_BOT_TOKEN", hide_env_values = true)]
+    pub bot_token: Option<String>,
+
+    /// The Bot API server.
+    #[arg(long = "telegram-api-url", env = "TELEGRAM_API_URL", default_value = TelegramSettings::PUBLIC_API)]
+    pub api_url: String,
+
+    /// Receive updates by webhook at this public URL (ending in `/v1/telegram/webhook`)
+    /// instead of long polling.
+    #[arg(long = "telegram-webhook-url", env = "TELEGRAM_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+
+    /// The least time between two messages the bridge sends to one chat, in milliseconds
+    /// (Telegram allows about one a second per chat).
+    #[arg(
+        long = "telegram-chat-interval-ms",
+        env = "TELEGRAM_CHAT_INTERVAL_MS",
+        default_value_t = 1000
+    )]
+    pub chat_interval_ms: u64,
+
+    /// How long one `getUpdates` long poll waits for updates, in seconds.
+    #[arg(
+        long = "telegram-poll-timeout-secs",
+        env = "TELEGRAM_POLL_TIMEOUT_SECS",
+        default_value_t = 25
+    )]
+    pub poll_timeout_secs: u32,
+}
+
+impl TelegramSettings {
+    /// Telegram's own Bot API server.
+    pub const PUBLIC_API: &str = "https://api.telegram.org";
+}
+
+impl Default for TelegramSettings {
+    fn default() -> Self {
+        Self {
+            bot_token: None,
+            api_url: Self::PUBLIC_API.into(),
+            webhook_url: None,
+            chat_interval_ms: 1000,
+            poll_timeout_secs: 25,
+        }
+    }
 }
 
 /// The org-wide send limits of every mailbox (a mailbox's quota override replaces them) and

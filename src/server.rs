@@ -41,6 +41,7 @@ pub async fn serve(
     let background = [
         tokio::spawn(crate::mail::outbox::deliver_forever(ctx.clone(), transport)),
         tokio::spawn(crate::mail::webhook::deliver_forever(ctx.clone())),
+        tokio::spawn(crate::bridge::telegram::run(ctx.clone())),
         tokio::spawn(crate::ops::sweep_presence(ctx.clone())),
         tokio::spawn(crate::follow::keep_retention(ctx.clone())),
         tokio::spawn(async move { store.listen().await }),

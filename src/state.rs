@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::auth::Authenticator;
+use crate::bridge::telegram::Telegram;
 use crate::config::Settings;
 use crate::store::Store;
 
@@ -22,17 +23,24 @@ pub struct App {
     pub outbox: tokio::sync::Notify,
     /// Wakes the webhook worker when an inbound message is queued for a webhook channel.
     pub webhooks: tokio::sync::Notify,
+    /// The Telegram bridge, when a bot token is set.
+    pub telegram: Option<Telegram>,
 }
 
 impl App {
     /// Wraps a connected, migrated store and the settings into the shared state.
     pub fn new(store: Store, settings: Settings) -> Ctx {
+        let telegram = Telegram::from_settings(&settings.telegram).unwrap_or_else(|error| {
+            tracing::error!("the Telegram bridge is off: {error:#}");
+            None
+        });
         Arc::new(Self {
             store,
             settings,
             auth: Authenticator::default(),
             outbox: tokio::sync::Notify::new(),
             webhooks: tokio::sync::Notify::new(),
+            telegram,
         })
     }
 }

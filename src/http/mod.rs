@@ -12,6 +12,7 @@ mod openapi;
 pub use openapi::document as openapi_document;
 mod rest;
 mod streams;
+mod telegram;
 
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ pub fn router(ctx: Ctx) -> anyhow::Result<Router> {
         .merge(openapi::routes())
         .merge(health::routes())
         .merge(streams::routes())
+        .merge(telegram::routes())
         .fallback(errors::no_route)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(

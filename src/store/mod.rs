@@ -8,6 +8,7 @@
 //! Every row carries its `org_id`, and every query that reads a tenant's rows filters by it.
 
 mod agents;
+mod bridges;
 pub(crate) mod bus;
 mod credentials;
 mod error;
@@ -36,6 +37,7 @@ use sqlx::sqlite::{
 };
 
 pub use agents::AgentRow;
+pub use bridges::BridgeRow;
 pub use bus::{Bus, Wake};
 pub use credentials::{AgentKeyRow, AppTokenRow, Credential, NewCredential};
 pub use error::StoreError;

@@ -110,8 +110,16 @@ impl TestApp {
     /// A second gateway on the same database, as a load balancer's other backend would be;
     /// its address. It stops when the returned guard drops.
     pub async fn second_instance(&self) -> (String, oneshot::Sender<()>) {
+        self.second_instance_with(|_| {}).await
+    }
+
+    /// Like [`TestApp::second_instance`], with its settings changed by `change`.
+    pub async fn second_instance_with(
+        &self,
+        change: impl FnOnce(&mut Settings),
+    ) -> (String, oneshot::Sender<()>) {
         let store = kapable_comms::cli::open(&self.database_url).await.unwrap();
-        start(store, &self.database_url, |_| {}).await
+        start(store, &self.database_url, change).await
     }
 
     /// The store of the test database, for what no operation does (such as pruning).
@@ -245,6 +253,7 @@ async fn start(
         outbox_dir: std::env::temp_dir().join(format!("kapable-outbox-{}", Uuid::now_v7())),
         max_body_bytes: 1024 * 1024,
         sending: Default::default(),
+        telegram: Default::default(),
     };
     change(&mut settings);
     let ctx = App::new(store, settings);

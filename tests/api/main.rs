@@ -19,3 +19,4 @@ mod rooms;
 mod rooms_roles;
 mod send;
 mod sending;
+mod telegram;

@@ -3,6 +3,7 @@
 pub mod database;
 pub mod proxy;
 pub mod smtp;
+pub mod telegram;
 
 use std::time::Duration;
 
@@ -43,6 +44,7 @@ pub async fn start_with(
         outbox_dir: std::env::temp_dir().join("kapable-outbox"),
         max_body_bytes: 1024 * 1024,
         sending: Default::default(),
+        telegram: Default::default(),
     };
     change(&mut settings);
     let (stop, stopped) = oneshot::channel::<()>();

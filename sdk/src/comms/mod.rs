@@ -365,4 +365,29 @@ impl<'a> Comms<'a> {
     ) -> Result<WebhookDeliveryList, Error> {
         self.client.get(&format!("/v1/channels/{channel_id}/deliveries"), &query).await
     }
+
+    /// Links a room to a Telegram chat the bot is in (`link_telegram`).
+    pub async fn link_telegram(
+        &self,
+        room_id: Uuid,
+        request: LinkTelegramRequest,
+    ) -> Result<Bridge, Error> {
+        let path = format!("/v1/rooms/{room_id}/bridges/telegram");
+        self.client.send(Method::POST, &path, &request).await
+    }
+
+    /// A single-use link that connects a Telegram chat to a room (`telegram_setup_url`).
+    pub async fn telegram_setup_url(&self, room_id: Uuid) -> Result<TelegramSetupUrl, Error> {
+        self.client.get(&format!("/v1/rooms/{room_id}/bridges/telegram/setup-url"), &()).await
+    }
+
+    /// A room's active bridges (`list_bridges`).
+    pub async fn list_bridges(&self, room_id: Uuid) -> Result<BridgeList, Error> {
+        self.client.get(&format!("/v1/rooms/{room_id}/bridges"), &()).await
+    }
+
+    /// Unlinks a chat; relaying stops at once (`revoke_bridge`).
+    pub async fn revoke_bridge(&self, room_id: Uuid, bridge_id: Uuid) -> Result<(), Error> {
+        self.client.post_empty(&format!("/v1/rooms/{room_id}/bridges/{bridge_id}/revoke")).await
+    }
 }

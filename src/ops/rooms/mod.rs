@@ -7,6 +7,7 @@
 //! answers 403 naming the role needed.
 
 mod annotations;
+mod bridges;
 mod invites;
 mod members;
 mod messages;
@@ -14,6 +15,7 @@ mod presence;
 mod room;
 
 pub(super) use annotations::annotate_message;
+pub(super) use bridges::{link_telegram, list_bridges, revoke_bridge, telegram_setup_url};
 pub(super) use invites::{create_room_invite, join_room, list_room_invites, revoke_room_invite};
 pub(super) use members::{invite_agent_to_room, revoke_room_agent};
 pub(super) use messages::{list_room_messages, post_room_message};

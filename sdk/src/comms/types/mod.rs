@@ -4,6 +4,7 @@
 //! document, so it says what the field means, its units and its default.
 
 mod agents;
+mod bridges;
 mod common;
 mod events;
 mod identity;
@@ -13,6 +14,7 @@ mod sending;
 mod tokens;
 
 pub use agents::*;
+pub use bridges::*;
 pub use common::*;
 pub use events::*;
 pub use identity::*;
