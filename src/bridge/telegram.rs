@@ -275,7 +275,7 @@ pub async fn handle_update(ctx: &Ctx, telegram: &Telegram, update: Update) -> an
         if bridge.thread_id.is_some() && bridge.thread_id != thread {
             continue;
         }
-        ctx.store.post_message(&from_chat(&bridge, &message, text)).await?;
+        ctx.store.post_message(from_chat(&bridge, &message, text)).await?;
     }
     Ok(())
 }

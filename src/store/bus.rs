@@ -16,7 +16,7 @@ use super::{Db, Store};
 pub(super) const CHANNEL: &str = "kapable_events";
 
 /// News that the log has grown for an org, a room or an agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Wake {
     /// Events were written for this org, in this room or for this agent.
     Scope {
@@ -102,8 +102,11 @@ impl Store {
     /// Announces committed events in process. (On Postgres the transaction's `NOTIFY` tells
     /// the other instances.)
     pub(super) fn announce(&self, events: &[NewEvent]) {
-        for event in events {
-            self.bus.publish(event.wake());
+        let mut wakes: Vec<Wake> = events.iter().map(NewEvent::wake).collect();
+        wakes.sort_unstable();
+        wakes.dedup();
+        for wake in wakes {
+            self.bus.publish(wake);
         }
     }
 

@@ -128,11 +128,24 @@ impl NewEvent {
 macro_rules! append_events {
     ($store:expr, $tx:expr, $events:expr) => {{
         let events: &[$crate::store::NewEvent] = $events;
-        for event in events {
+        if let [event] = events {
             event.bind(sqlx::query($crate::store::events::INSERT_EVENT)).execute(&mut *$tx).await?;
+        } else if !events.is_empty() {
+            let mut insert = sqlx::QueryBuilder::new($crate::store::events::INSERT_EVENTS);
+            insert.push_values(events, |mut values, event| {
+                values
+                    .push_bind(event.org_id)
+                    .push_bind(event.room_id)
+                    .push_bind(event.agent_id)
+                    .push_bind(event.kind)
+                    .push_bind(sqlx::types::Json(&event.data))
+                    .push_bind($crate::store::now());
+            });
+            insert.build().execute(&mut *$tx).await?;
         }
         if $store.is_postgres() {
             let mut wakes: Vec<$crate::store::Wake> = events.iter().map(|e| e.wake()).collect();
+            wakes.sort_unstable();
             wakes.dedup();
             for wake in wakes {
                 sqlx::query($crate::store::events::NOTIFY)
@@ -149,6 +162,9 @@ pub(crate) use append_events;
 /// Appends one event; `$1..$6` as [`NewEvent::bind`] binds them.
 pub(super) const INSERT_EVENT: &str = "INSERT INTO events (org_id, room_id, agent_id, kind, data, \
     created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+/// The head of a multi-row [`INSERT_EVENT`], for a `VALUES` list to follow.
+pub(super) const INSERT_EVENTS: &str =
+    "INSERT INTO events (org_id, room_id, agent_id, kind, data, created_at) ";
 
 /// Sends the Postgres notification of a transaction; delivered when it commits.
 pub(super) const NOTIFY: &str = "SELECT pg_notify($1, $2)";

@@ -5,6 +5,12 @@
 //! `seq` order: a reader paging `after` a seq never misses a message that commits later with a
 //! smaller one. Idempotency keys are unique per room and sender; a key older than 24 hours is
 //! released when reused.
+//!
+//! On Postgres an event's position starts with its transaction's id, which is handed out at
+//! the transaction's first write. So that a room's events follow the order of its `seq`, a
+//! posting transaction first takes an advisory lock on each of its rooms (in one order, so
+//! batches cannot deadlock) and writes only once it holds them all: whoever held a room before
+//! got its transaction id earlier.
 
 use chrono::{DateTime, Duration, Utc};
 use kapable_sdk::comms::types::{AnnotationSummary, RoomMessage, Sender};
@@ -90,6 +96,34 @@ pub struct NewMessage {
     pub idempotency_key: Option<String>,
 }
 
+/// Takes a room's posting lock on Postgres until the transaction ends.
+const LOCK_ROOM: &str = "SELECT pg_advisory_xact_lock($1)";
+
+/// The advisory lock key of a room: two rooms may share one, which costs only waiting.
+fn room_lock(room_id: Uuid) -> i64 {
+    room_id.as_u64_pair().1 as i64
+}
+
+impl NewMessage {
+    /// The row this message becomes at `seq`.
+    fn row(&self, seq: i64, at: DateTime<Utc>) -> MessageRow {
+        MessageRow {
+            id: Uuid::now_v7(),
+            room_id: self.room_id,
+            seq,
+            sender_kind: self.sender_kind.to_owned(),
+            sender_member_id: self.sender_member_id,
+            sender_agent_id: self.sender_agent_id,
+            sender_name: self.sender_name.clone(),
+            body: self.body.clone(),
+            kind: self.kind.clone(),
+            metadata: Json(self.metadata.clone()),
+            reply_to: self.reply_to,
+            created_at: at,
+        }
+    }
+}
+
 /// One annotation of a message as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AnnotationRow {
@@ -131,14 +165,24 @@ const FIND_BY_KEY: &str = concat!(
 impl Store {
     /// Posts a message, or returns the one posted under the same idempotency key within 24
     /// hours. Returns the message and whether it is new.
+    ///
+    /// A post without a key joins the next group commit of its room (see [`super::batch`]);
+    /// one with a key has its own transaction, which looks the key up first.
     pub async fn post_message(
         &self,
-        message: &NewMessage,
+        message: NewMessage,
     ) -> Result<(MessageRow, bool), StoreError> {
-        match self.try_post_message(message).await {
+        if message.idempotency_key.is_none() {
+            let row = match &self.batcher {
+                Some(batcher) => batcher.post(message).await?,
+                None => self.insert_messages(&[&message]).await?.remove(0),
+            };
+            return Ok((row, true));
+        }
+        match self.try_post_message(&message).await {
             // Two posts with one key raced and the other committed first: answer with it.
-            Err(StoreError::Duplicate(_)) if message.idempotency_key.is_some() => {
-                let existing = self.message_by_key(message).await?;
+            Err(StoreError::Duplicate(_)) => {
+                let existing = self.message_by_key(&message).await?;
                 Ok((existing.expect("the row that won the race"), false))
             }
             outcome => outcome,
@@ -161,6 +205,9 @@ impl Store {
         let mut events = Vec::new();
         let posted = on_pool!(self, |pool| {
             let mut tx = pool.begin_with(begin).await?;
+            if self.is_postgres() {
+                sqlx::query(LOCK_ROOM).bind(room_lock(m.room_id)).execute(&mut *tx).await?;
+            }
             if let Some(key) = &m.idempotency_key {
                 let found: Option<MessageRow> = sqlx::query_as(FIND_BY_KEY)
                     .bind(m.room_id)
@@ -211,6 +258,72 @@ impl Store {
         });
         self.announce(&events);
         Ok(posted)
+    }
+
+    /// Inserts `messages`, which carry no idempotency key and are sorted by room, in one
+    /// transaction: each room's counter moves once for all of its messages, and the messages
+    /// and their events go in with one statement each.
+    pub(super) async fn insert_messages(
+        &self,
+        messages: &[&NewMessage],
+    ) -> Result<Vec<MessageRow>, StoreError> {
+        let take_seqs =
+            "UPDATE rooms SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq";
+        let insert = "INSERT INTO room_messages (id, org_id, room_id, seq, sender_kind, \
+                      sender_id, sender_member_id, sender_agent_id, sender_name, body, kind, \
+                      metadata, reply_to, idempotency_key, created_at) ";
+        let at = now();
+        let mut rows = Vec::with_capacity(messages.len());
+        let mut events = Vec::with_capacity(messages.len());
+        let begin = self.write_transaction();
+        let mut locks: Vec<i64> = messages.iter().map(|m| room_lock(m.room_id)).collect();
+        locks.sort_unstable();
+        locks.dedup();
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_with(begin).await?;
+            if self.is_postgres() {
+                for lock in &locks {
+                    sqlx::query(LOCK_ROOM).bind(lock).execute(&mut *tx).await?;
+                }
+            }
+            for room in messages.chunk_by(|a, b| a.room_id == b.room_id) {
+                let count = i64::try_from(room.len()).expect("a batch is small");
+                let (last,): (i64,) = sqlx::query_as(take_seqs)
+                    .bind(room[0].room_id)
+                    .bind(count)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let first = rows.len();
+                rows.extend(room.iter().zip(last - count + 1..).map(|(m, seq)| m.row(seq, at)));
+                let mut query = sqlx::QueryBuilder::new(insert);
+                query.push_values(room.iter().zip(&rows[first..]), |mut values, (m, row)| {
+                    values
+                        .push_bind(row.id)
+                        .push_bind(m.org_id)
+                        .push_bind(m.room_id)
+                        .push_bind(row.seq)
+                        .push_bind(m.sender_kind)
+                        .push_bind(m.sender_id)
+                        .push_bind(m.sender_member_id)
+                        .push_bind(m.sender_agent_id)
+                        .push_bind(&m.sender_name)
+                        .push_bind(&m.body)
+                        .push_bind(&m.kind)
+                        .push_bind(Json(&m.metadata))
+                        .push_bind(m.reply_to)
+                        .push_bind(None::<String>)
+                        .push_bind(at);
+                });
+                query.build().execute(&mut *tx).await?;
+            }
+            events.extend(rows.iter().zip(messages).map(|(row, m)| {
+                NewEvent::room(m.org_id, m.room_id, "message", &row.clone().into_message(vec![]))
+            }));
+            append_events!(self, tx, &events);
+            tx.commit().await?;
+        });
+        self.announce(&events);
+        Ok(rows)
     }
 
     async fn message_by_key(&self, m: &NewMessage) -> Result<Option<MessageRow>, StoreError> {

@@ -8,6 +8,7 @@
 //! Every row carries its `org_id`, and every query that reads a tenant's rows filters by it.
 
 mod agents;
+mod batch;
 mod bridges;
 pub(crate) mod bus;
 mod credentials;
@@ -59,6 +60,8 @@ pub use webhooks::{HookOutcome, WebhookJob};
 pub struct Store {
     db: Db,
     bus: Bus,
+    /// The group commit of room messages; `None` in the store its lanes write with.
+    batcher: Option<batch::Batcher>,
 }
 
 #[derive(Debug, Clone)]
@@ -103,7 +106,14 @@ impl Store {
                 url.split(':').next().unwrap_or_default()
             );
         };
-        Ok(Self { db, bus: Bus::default() })
+        // SQLite has one writer; Postgres commits a few batches at once.
+        let lanes = match db {
+            Db::Sqlite(_) => 1,
+            Db::Postgres(_) => 4,
+        };
+        let store = Self { db, bus: Bus::default(), batcher: None };
+        let batcher = batch::Batcher::start(&store, lanes);
+        Ok(Self { batcher: Some(batcher), ..store })
     }
 
     /// Brings the schema up to date with the migrations of this backend.

@@ -8,6 +8,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use kapable_comms::store::{NewMessage, Position, Scope};
+
 use crate::helpers::TestApp;
 use crate::on_both_databases;
 
@@ -199,7 +201,111 @@ async fn a_heartbeat_older_than_the_ttl_reads_offline(app: TestApp) {
     );
 }
 
+/// Many posts at once share group commits: each acknowledged post is stored once, every room
+/// counts 1, 2, 3 ... without a hole, and its events follow the same order.
+async fn concurrent_posts_in_several_rooms_keep_each_rooms_order_without_holes(app: TestApp) {
+    const ROOMS: usize = 3;
+    const EACH: usize = 60;
+    let mut rooms = Vec::new();
+    for r in 0..ROOMS {
+        rooms.push(app.room(&format!("group-{r}")).await.id);
+    }
+    let posts: Vec<_> = (0..ROOMS * EACH)
+        .map(|i| {
+            let client = app.sdk(&app.org.token);
+            let room_id = rooms[i % ROOMS];
+            // Every fifth post carries a key, and takes the path that looks it up.
+            let idempotency_key = (i % 5 == 0).then(|| format!("key-{i}"));
+            let request = PostRoomMessageRequest {
+                body: i.to_string(),
+                idempotency_key,
+                ..Default::default()
+            };
+            tokio::spawn(async move { client.comms().post_room_message(room_id, request).await })
+        })
+        .collect();
+    let mut acknowledged = HashSet::new();
+    for post in posts {
+        acknowledged.insert(post.await.unwrap().expect("every post is accepted").id);
+    }
+    assert_eq!(acknowledged.len(), ROOMS * EACH);
+
+    let store = kapable_comms::cli::open(&app.database_url).await.unwrap();
+    let org = app.sdk(&app.org.token);
+    for room_id in rooms {
+        let query = ListRoomMessagesQuery {
+            limit: Some(200),
+            after: Some("0".into()),
+            ..Default::default()
+        };
+        let stored = org.comms().list_room_messages(room_id, query).await.unwrap().messages;
+        let seqs: Vec<i64> = stored.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, (1..=EACH as i64).collect::<Vec<_>>(), "no hole, no repeat");
+        assert!(stored.iter().all(|m| acknowledged.contains(&m.id)));
+
+        // On Postgres a committed event is readable once older transactions of the whole
+        // server (other tests' too) have ended.
+        let mut event_seqs = Vec::new();
+        for _ in 0..100 {
+            let events = store.events_after(Scope::Room(room_id), Position::default(), 500);
+            event_seqs = events
+                .await
+                .unwrap()
+                .iter()
+                .filter(|e| e.kind == "message")
+                .map(|e| e.data()["seq"].as_i64().unwrap())
+                .collect();
+            if event_seqs.len() == EACH {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(event_seqs, seqs, "the room's events in the order of its messages");
+    }
+}
+
+/// A post that cannot be stored (its room is gone) fails alone, whatever batch it shared.
+async fn a_post_that_fails_in_a_batch_fails_alone(app: TestApp) {
+    let room = app.room("mixed").await;
+    let store = kapable_comms::cli::open(&app.database_url).await.unwrap();
+    let message = |room_id: Uuid, i: usize| NewMessage {
+        org_id: app.org.org_id,
+        room_id,
+        sender_kind: "org",
+        sender_id: app.org.org_id,
+        sender_member_id: None,
+        sender_agent_id: None,
+        sender_name: "org".into(),
+        body: i.to_string(),
+        kind: "text".into(),
+        metadata: json!({}),
+        reply_to: None,
+        idempotency_key: None,
+    };
+    let posts: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            let room_id = if i % 10 == 3 { Uuid::now_v7() } else { room.id };
+            let message = message(room_id, i);
+            tokio::spawn(async move { (room_id, store.post_message(message).await) })
+        })
+        .collect();
+    let mut stored = 0;
+    for post in posts {
+        let (room_id, posted) = post.await.unwrap();
+        match room_id == room.id {
+            true => stored += usize::from(posted.expect("a good post is stored").1),
+            false => assert!(posted.is_err(), "a post into no room is refused"),
+        }
+    }
+    assert_eq!(stored, 36);
+    let newest = store.messages_before(room.id, None, 1).await.unwrap();
+    assert_eq!(newest[0].seq, 36, "the good posts count without a hole");
+}
+
 on_both_databases!(
+    concurrent_posts_in_several_rooms_keep_each_rooms_order_without_holes,
+    a_post_that_fails_in_a_batch_fails_alone,
     the_same_idempotency_key_returns_the_first_message,
     reactions_count_once_per_sender_and_metadata_keeps_the_latest_value,
     message_input_is_checked_and_each_error_names_its_field,

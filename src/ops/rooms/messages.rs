@@ -92,9 +92,13 @@ async fn post(ctx: Ctx, caller: Caller, input: PostMessageInput) -> ApiResult<Re
         reply_to: request.reply_to,
         idempotency_key: key.map(str::to_owned),
     };
-    let (row, created) = ctx.store.post_message(&message).await?;
-    let mut posted = with_annotations(&ctx, input.room_id, vec![row]).await?;
-    Ok(Reply::upserted(posted.remove(0), created))
+    let (row, created) = ctx.store.post_message(message).await?;
+    // A new message has no annotations yet; only a repeated post needs them read.
+    let posted = match created {
+        true => row.into_message(Vec::new()),
+        false => with_annotations(&ctx, input.room_id, vec![row]).await?.remove(0),
+    };
+    Ok(Reply::upserted(posted, created))
 }
 
 fn check_body(body: &str) -> ApiResult<&str> {
