@@ -123,6 +123,15 @@ pub struct Settings {
     #[arg(long, env = "OUTBOX_DIR", default_value = "data/outbox")]
     pub outbox_dir: std::path::PathBuf,
 
+    /// Most streams (SSE) one token may hold open at once on this instance; one more is 429.
+    #[arg(
+        long,
+        env = "MAX_STREAMS_PER_TOKEN",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_streams_per_token: u32,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

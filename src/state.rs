@@ -5,6 +5,8 @@ use std::sync::Arc;
 use crate::auth::Authenticator;
 use crate::bridge::telegram::Telegram;
 use crate::config::Settings;
+use crate::fanout::Hub;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// The shared state, cloned cheaply into every handler.
@@ -25,6 +27,10 @@ pub struct App {
     pub webhooks: tokio::sync::Notify,
     /// The Telegram bridge, when a bot token is set.
     pub telegram: Option<Telegram>,
+    /// The feeds that open streams share, and who holds how many streams.
+    pub hub: Hub,
+    /// What `/metrics` reports.
+    pub metrics: Metrics,
 }
 
 impl App {
@@ -41,6 +47,8 @@ impl App {
             outbox: tokio::sync::Notify::new(),
             webhooks: tokio::sync::Notify::new(),
             telegram,
+            hub: Hub::default(),
+            metrics: Metrics::default(),
         })
     }
 }

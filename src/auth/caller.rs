@@ -62,6 +62,17 @@ impl Caller {
         }
     }
 
+    /// The credential presented: the app token's, agent key's, participant's or channel's id.
+    pub fn credential_id(&self) -> Option<Uuid> {
+        match self {
+            Caller::Anonymous => None,
+            Caller::Org { token_id: id, .. }
+            | Caller::Agent { key_id: id, .. }
+            | Caller::Participant { member_id: id, .. }
+            | Caller::Channel { channel_id: id, .. } => Some(*id),
+        }
+    }
+
     /// The caller's org, or `None` for an anonymous caller.
     pub fn org_id(&self) -> Option<Uuid> {
         match self {

@@ -14,10 +14,10 @@ mod rest;
 mod streams;
 mod telegram;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -38,6 +38,7 @@ pub fn router(ctx: Ctx) -> anyhow::Result<Router> {
         .merge(telegram::routes())
         .fallback(errors::no_route)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(ctx.clone(), count))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
@@ -54,6 +55,22 @@ pub fn router(ctx: Ctx) -> anyhow::Result<Router> {
         .layer(cors)
         .with_state(ctx);
     Ok(app)
+}
+
+/// Counts each request by its route template and status for `/metrics`.
+async fn count(
+    State(ctx): State<Ctx>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    let route = route.unwrap_or("unmatched").to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    ctx.metrics.request(method.as_str(), &route, status, started.elapsed());
+    response
 }
 
 /// CORS for the configured browser origins; none allowed when the list is empty.

@@ -3,34 +3,40 @@
 //! Streams are the one part of the API that is not an operation; they follow the same event
 //! log that `wait_for_events` reads. A client resumes with `Last-Event-ID` (or `?after=`) and
 //! gets every event it missed, in order, then the live ones; without a cursor it starts from
-//! now. Events are read from the log only as fast as the client takes them, so a slow client
-//! holds one batch in memory at most. A comment every 15 s keeps proxies from closing an idle
-//! stream. A member removed from a room sees its `member_left` event, then the stream ends.
+//! now. The streams of one scope share one reader and one serialization of each event
+//! ([`crate::fanout`]); a client that falls behind reads the log itself, as fast as it takes
+//! events, so it holds up nobody else. A comment after 15 s of silence keeps proxies from
+//! closing an idle stream. A member removed from a room sees its `member_left` event, then the
+//! stream ends. One token holds at most `MAX_STREAMS_PER_TOKEN` streams per instance.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
 use futures::Stream;
 use kapable_sdk::comms::types::StreamEvent;
 use uuid::Uuid;
 
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, ApiResult};
-use crate::follow::{self, Follower, Target};
+use crate::fanout::{self, Slot, Subscription};
+use crate::follow::{self, Target};
 use crate::state::Ctx;
 
-/// How long a client waits before reconnecting, as advised on connect.
-const RETRY: Duration = Duration::from_secs(3);
-/// How often an idle stream sends a comment.
+/// The first bytes of every stream: a comment, and how long a client waits before it
+/// reconnects (3 s).
+const CONNECTED: &[u8] = b": connected\nretry: 3000\n\n";
+/// How long a stream may stay silent before it sends a comment.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+const KEEP_ALIVE_COMMENT: &[u8] = b":\n\n";
 
 pub(super) fn routes() -> Router<Ctx> {
     Router::new()
@@ -90,35 +96,55 @@ async fn open(
         Some(ticket) => ctx.auth.redeem_ticket(&ctx.store, ticket).await?,
         None => ctx.auth.authenticate(&ctx.store, auth::bearer(headers)?).await?,
     };
-    if caller == Caller::Anonymous {
+    let Some(credential) = caller.credential_id() else {
         return Err(ApiError::unauthorized(
             "a stream needs `Authorization: Bearer <token>` or `?ticket=` from create_stream_ticket",
         ));
-    }
+    };
     let scope = follow::authorize(&ctx, &caller, target).await?;
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     let cursor = match last_event_id.or(params.get("after").map(String::as_str)) {
         Some(text) => Some(follow::parse_cursor("Last-Event-ID", text)?),
         None => None,
     };
+    let most = ctx.settings.max_streams_per_token;
+    let slot = ctx.hub.hold(credential, most).ok_or_else(|| too_many_streams(most))?;
 
     let (start, expired) = follow::start(&ctx.store, cursor).await?;
-    let mut queue = VecDeque::from([Event::default().retry(RETRY).comment("connected")]);
-    queue.extend(expired.iter().map(sse_event));
-    let follower = Follower::new(&ctx.store, scope, start);
+    let mut queue = VecDeque::from([Bytes::from_static(CONNECTED)]);
+    queue.extend(expired.iter().map(|event| Bytes::from(fanout::sse_frame(event))));
+    let subscription = ctx.hub.subscribe(&ctx.store, scope, start);
     let watched = watched_member(&caller, target);
-    let events = stream(Following { ctx, follower, queue, watched, closing: false });
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response())
+    let state = Following { ctx, subscription, queue, watched, closing: false, _slot: slot };
+    let headers = [
+        (header::CONTENT_TYPE, "text/event-stream"),
+        (header::CACHE_CONTROL, "no-cache"),
+        // Proxies that buffer responses (nginx) would hold events back.
+        (HeaderName::from_static("x-accel-buffering"), "no"),
+    ];
+    Ok((headers, Body::from_stream(stream(state))).into_response())
+}
+
+fn too_many_streams(most: u32) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!(
+            "this token already holds {most} open streams, the most one token may; close one, \
+             or ask the operator to raise MAX_STREAMS_PER_TOKEN"
+        ),
+    )
 }
 
 /// The state of one open stream.
 struct Following {
     ctx: Ctx,
-    follower: Follower,
-    queue: VecDeque<Event>,
+    subscription: Subscription,
+    queue: VecDeque<Bytes>,
     /// In a room stream of a member: the member whose `member_left` ends the stream.
     watched: Option<Watched>,
     closing: bool,
+    _slot: Slot,
 }
 
 /// Whose removal from the room ends a room stream.
@@ -138,11 +164,11 @@ fn watched_member(caller: &Caller, target: Target) -> Option<Watched> {
     }
 }
 
-fn stream(state: Following) -> impl Stream<Item = Result<Event, Infallible>> {
+fn stream(state: Following) -> impl Stream<Item = Result<Bytes, Infallible>> {
     futures::stream::unfold(state, |mut state| async move {
         loop {
-            if let Some(event) = state.queue.pop_front() {
-                return Some((Ok(event), state));
+            if let Some(bytes) = state.queue.pop_front() {
+                return Some((Ok(bytes), state));
             }
             if state.closing {
                 return None;
@@ -153,21 +179,26 @@ fn stream(state: Following) -> impl Stream<Item = Result<Event, Infallible>> {
 }
 
 impl Following {
-    /// Waits for the next batch of events and queues them.
+    /// Waits for the next events, or sends a comment when none come for a while.
     async fn fill(&mut self) {
-        let batch = match self.follower.next(&self.ctx.store, None).await {
-            Ok(batch) => batch,
-            Err(error) => {
+        let next = self.subscription.next(&self.ctx.store);
+        let frames = match tokio::time::timeout(KEEP_ALIVE, next).await {
+            Ok(Ok(frames)) => frames,
+            Err(_) => {
+                self.queue.push_back(Bytes::from_static(KEEP_ALIVE_COMMENT));
+                return;
+            }
+            Ok(Err(error)) => {
                 // The client reconnects with its Last-Event-ID and resumes where it was.
                 tracing::warn!(%error, "a stream lost the database; closing it");
                 self.closing = true;
                 return;
             }
         };
-        for row in &batch {
-            let event = follow::to_wire(row);
-            self.closing |= self.ends_stream(&event);
-            self.queue.push_back(sse_event(&event));
+        self.ctx.metrics.delivered(frames.len());
+        for frame in frames {
+            self.closing |= self.ends_stream(&frame.event);
+            self.queue.push_back(frame.bytes.clone());
             if self.closing {
                 break;
             }
@@ -185,8 +216,4 @@ impl Following {
             None => false,
         }
     }
-}
-
-fn sse_event(event: &StreamEvent) -> Event {
-    Event::default().id(event.id.clone()).event(event.event.clone()).data(event.data.to_string())
 }

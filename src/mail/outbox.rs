@@ -120,6 +120,11 @@ pub async fn deliver_forever(ctx: Ctx, transport: Transport) {
 /// Delivers one claimed row and records the outcome.
 async fn attempt(ctx: &Ctx, transport: &Transport, row: &OutboxRow) {
     let delivery = transport.deliver(row).await;
+    ctx.metrics.mail_outcome(match &delivery {
+        Delivery::Sent => "delivered",
+        Delivery::Deferred(..) => "deferred",
+        Delivery::Failed(_) => "failed",
+    });
     match &delivery {
         Delivery::Sent => tracing::debug!(mail_id = %row.mail_id, "mail delivered"),
         Delivery::Deferred(_, why) => tracing::info!(mail_id = %row.mail_id, %why, "mail deferred"),

@@ -86,6 +86,7 @@ async fn write(store: &Store, mut jobs: Vec<Job>) {
     let messages: Vec<&NewMessage> = jobs.iter().map(|job| &job.message).collect();
     match store.insert_messages(&messages).await {
         Ok(rows) => {
+            store.count_batch(rows.len());
             for (job, row) in jobs.into_iter().zip(rows) {
                 // A post whose client went away is committed all the same.
                 let _ = job.reply.send(Ok(row));

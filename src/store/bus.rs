@@ -102,6 +102,7 @@ impl Store {
     /// Announces committed events in process. (On Postgres the transaction's `NOTIFY` tells
     /// the other instances.)
     pub(super) fn announce(&self, events: &[NewEvent]) {
+        self.counters.events.fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let mut wakes: Vec<Wake> = events.iter().map(NewEvent::wake).collect();
         wakes.sort_unstable();
         wakes.dedup();

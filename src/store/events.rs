@@ -45,7 +45,7 @@ impl FromStr for Position {
 }
 
 /// What a subscriber follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// One room's events.
     Room(Uuid),

@@ -28,6 +28,8 @@ mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -62,6 +64,26 @@ pub struct Store {
     bus: Bus,
     /// The group commit of room messages; `None` in the store its lanes write with.
     batcher: Option<batch::Batcher>,
+    counters: Arc<Counters>,
+}
+
+/// What the store counts as it goes, for `/metrics`.
+#[derive(Debug, Default)]
+struct Counters {
+    batches: AtomicU64,
+    batched: AtomicU64,
+    events: AtomicU64,
+}
+
+/// The store's counts since the process started.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreStats {
+    /// Group commits of room messages.
+    pub batches: u64,
+    /// Posts those commits held.
+    pub batched: u64,
+    /// Events this process appended to the log.
+    pub events: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -111,7 +133,7 @@ impl Store {
             Db::Sqlite(_) => 1,
             Db::Postgres(_) => 4,
         };
-        let store = Self { db, bus: Bus::default(), batcher: None };
+        let store = Self { db, bus: Bus::default(), batcher: None, counters: Arc::default() };
         let batcher = batch::Batcher::start(&store, lanes);
         Ok(Self { batcher: Some(batcher), ..store })
     }
@@ -146,6 +168,28 @@ impl Store {
             Db::Sqlite(_) => "BEGIN IMMEDIATE",
             Db::Postgres(_) => "BEGIN",
         }
+    }
+
+    /// What the store has counted so far.
+    pub fn stats(&self) -> StoreStats {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let counters = &self.counters;
+        StoreStats {
+            batches: read(&counters.batches),
+            batched: read(&counters.batched),
+            events: read(&counters.events),
+        }
+    }
+
+    /// Counts a group commit of `posts` posts.
+    fn count_batch(&self, posts: usize) {
+        self.counters.batches.fetch_add(1, Ordering::Relaxed);
+        self.counters.batched.fetch_add(posts as u64, Ordering::Relaxed);
+    }
+
+    /// The pool's open connections and, of those, the idle ones.
+    pub fn pool_use(&self) -> (u64, u64) {
+        on_pool!(self, |pool| (u64::from(pool.size()), pool.num_idle() as u64))
     }
 
     /// Whether the database answers a trivial query.

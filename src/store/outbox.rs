@@ -310,6 +310,13 @@ impl Store {
         Ok(accepted)
     }
 
+    /// How many sends wait for delivery (due now or later).
+    pub async fn outbox_depth(&self) -> Result<u64, StoreError> {
+        let sql = "SELECT COUNT(*) FROM outbox WHERE status = 'queued'";
+        let (depth,): (i64,) = on_pool!(self, |pool| sqlx::query_as(sql).fetch_one(pool).await)?;
+        Ok(depth.try_into().unwrap_or_default())
+    }
+
     /// Claims up to `limit` due outbox rows for this worker.
     pub async fn claim_outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
         let due = "SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 \

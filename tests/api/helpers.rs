@@ -252,6 +252,7 @@ async fn start(
         smtp_url: None,
         outbox_dir: std::env::temp_dir().join(format!("kapable-outbox-{}", Uuid::now_v7())),
         max_body_bytes: 1024 * 1024,
+        max_streams_per_token: 64,
         sending: Default::default(),
         telegram: Default::default(),
     };

@@ -9,6 +9,7 @@ mod sse;
 mod agents;
 mod cli;
 mod events;
+mod fanout;
 mod keys;
 mod mail;
 mod mcp;

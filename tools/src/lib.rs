@@ -43,6 +43,7 @@ pub async fn start_with(
         smtp_url: None,
         outbox_dir: std::env::temp_dir().join("kapable-outbox"),
         max_body_bytes: 1024 * 1024,
+        max_streams_per_token: 64,
         sending: Default::default(),
         telegram: Default::default(),
     };
@@ -61,7 +62,7 @@ pub async fn start_with(
     Ok(Instance { url: format!("http://{listen}"), _stop: stop })
 }
 
-/// Median, 99th percentile and maximum of a set of durations.
+/// Median, 99th and 99.9th percentiles and maximum of a set of durations.
 #[derive(Debug, Clone, Copy)]
 pub struct Summary {
     /// How many samples.
@@ -70,6 +71,8 @@ pub struct Summary {
     pub p50: Duration,
     /// The 99th percentile.
     pub p99: Duration,
+    /// The 99.9th percentile.
+    pub p999: Duration,
     /// The largest.
     pub max: Duration,
 }
@@ -82,7 +85,13 @@ impl Summary {
         }
         samples.sort();
         let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-        Some(Summary { count: samples.len(), p50: at(0.50), p99: at(0.99), max: at(1.0) })
+        Some(Summary {
+            count: samples.len(),
+            p50: at(0.50),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: at(1.0),
+        })
     }
 }
 

@@ -1,0 +1,169 @@
+//! Fan-out: the streams of a room share one reader, a subscriber that falls behind catches up
+//! from the log without a gap, a token holds a bounded number of streams, and `/metrics` tells
+//! what is open.
+
+use std::time::Duration;
+
+use kapable_comms::fanout::Hub;
+use kapable_comms::store::{NewMessage, Scope};
+use kapable_sdk::comms::types::*;
+use reqwest::StatusCode;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::TestApp;
+use crate::on_both_databases;
+use crate::sse::{self, SseReader};
+
+const WITHIN: Duration = Duration::from_secs(20);
+
+async fn open(app: &TestApp, room_id: Uuid, token: &str) -> (StatusCode, Option<SseReader>) {
+    let url = format!("{}/v1/rooms/{room_id}/stream", app.address);
+    sse::open(&app.http, &url, Some(token), None).await
+}
+
+/// The bodies of the next `count` messages of a stream.
+async fn bodies(reader: &mut SseReader, count: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    while seen.len() < count {
+        let event = reader.next(WITHIN).await.expect("the stream stays open");
+        if event.event == "message" {
+            seen.push(event.data["body"].as_str().unwrap().to_owned());
+        }
+    }
+    seen
+}
+
+/// The value of an unlabelled metric.
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = app.http.get(format!("{}/metrics", app.address)).send().await.unwrap();
+    let text = text.text().await.unwrap();
+    let line = text.lines().find(|l| l.split(' ').next() == Some(name));
+    line.unwrap_or_else(|| panic!("{name} in {text}")).split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+async fn streams_of_one_room_share_one_reader_and_each_gets_every_message(app: TestApp) {
+    const SUBSCRIBERS: usize = 20;
+    const MESSAGES: usize = 40;
+    let room = app.room("crowded").await;
+    let mut readers = Vec::new();
+    for _ in 0..SUBSCRIBERS {
+        readers.push(open(&app, room.id, &app.org.token).await.1.expect("a stream"));
+    }
+    assert_eq!(metric(&app, "kapable_streams_open").await, SUBSCRIBERS as f64);
+    assert_eq!(metric(&app, "kapable_stream_feeds").await, 1.0, "one reader for the room");
+
+    let posts: Vec<_> = (0..MESSAGES)
+        .map(|i| {
+            let client = app.sdk(&app.org.token);
+            let request = PostRoomMessageRequest { body: i.to_string(), ..Default::default() };
+            tokio::spawn(async move { client.comms().post_room_message(room.id, request).await })
+        })
+        .collect();
+    let mut by_seq = vec![String::new(); MESSAGES];
+    for post in posts {
+        let message = post.await.unwrap().unwrap();
+        by_seq[message.seq as usize - 1] = message.body;
+    }
+    for reader in &mut readers {
+        assert_eq!(bodies(reader, MESSAGES).await, by_seq, "every message once, in seq order");
+    }
+    assert!(metric(&app, "kapable_stream_events_total").await >= (SUBSCRIBERS * MESSAGES) as f64);
+
+    drop(readers);
+    let mut open_now = SUBSCRIBERS as f64;
+    for _ in 0..100 {
+        open_now = metric(&app, "kapable_streams_open").await;
+        if open_now == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(open_now, 0.0, "closed streams are no longer counted");
+}
+
+/// A subscriber that takes nothing while far more batches go by than the feed keeps reads the
+/// log itself afterwards, and gets every message once, in order.
+async fn a_subscriber_that_falls_behind_catches_up_from_the_log(app: TestApp) {
+    const MESSAGES: i64 = 150;
+    let room = app.room("slow").await;
+    let store = app.store().await;
+    let hub = Hub::default();
+    let head = store.head().await.unwrap();
+    let mut keeping_up = hub.subscribe(&store, Scope::Room(room.id), head);
+    let mut behind = hub.subscribe(&store, Scope::Room(room.id), head);
+
+    for i in 1..=MESSAGES {
+        store.post_message(message(&app, room.id, i)).await.unwrap();
+        // Take each post as its own batch, so that the feed sends one batch per post.
+        let mut seen = 0;
+        while seen < i {
+            let frames = tokio::time::timeout(WITHIN, keeping_up.next(&store)).await.unwrap();
+            seen = frames.unwrap().last().map_or(seen, |f| f.event.data["seq"].as_i64().unwrap());
+        }
+    }
+    assert_eq!(hub.feeds(), 1);
+
+    let mut seqs = Vec::new();
+    while seqs.len() < MESSAGES as usize {
+        let frames = tokio::time::timeout(WITHIN, behind.next(&store)).await.unwrap().unwrap();
+        let messages = frames.iter().filter(|f| f.event.event == "message");
+        seqs.extend(messages.map(|f| f.event.data["seq"].as_i64().unwrap()));
+    }
+    assert_eq!(seqs, (1..=MESSAGES).collect::<Vec<_>>());
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+}
+
+fn message(app: &TestApp, room_id: Uuid, i: i64) -> NewMessage {
+    NewMessage {
+        org_id: app.org.org_id,
+        room_id,
+        sender_kind: "org",
+        sender_id: app.org.org_id,
+        sender_member_id: None,
+        sender_agent_id: None,
+        sender_name: "org".into(),
+        body: i.to_string(),
+        kind: "text".into(),
+        metadata: json!({}),
+        reply_to: None,
+        idempotency_key: None,
+    }
+}
+
+async fn a_token_holds_at_most_its_streams_and_a_closed_one_frees_its_slot(app: TestApp) {
+    let app = app.restart(|settings| settings.max_streams_per_token = 2).await;
+    let room = app.room("limited").await;
+    let first = open(&app, room.id, &app.org.token).await.1.expect("a first stream");
+    let _second = open(&app, room.id, &app.org.token).await.1.expect("a second stream");
+
+    let url = format!("{}/v1/rooms/{}/stream", app.address, room.id);
+    let refused = app.http.get(&url).bearer_auth(&app.org.token).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!(body["error"]["message"].as_str().unwrap().contains("MAX_STREAMS_PER_TOKEN"));
+
+    app.add_to_room(room.id, app.org.agent_id).await;
+    let (status, _agents) = open(&app, room.id, &app.org.agent_key).await;
+    assert_eq!(status, StatusCode::OK, "another token has streams of its own");
+
+    drop(first);
+    let mut status = StatusCode::TOO_MANY_REQUESTS;
+    let mut reopened = None;
+    for _ in 0..100 {
+        (status, reopened) = open(&app, room.id, &app.org.token).await;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, StatusCode::OK, "a closed stream frees its slot");
+    drop(reopened);
+}
+
+on_both_databases!(
+    streams_of_one_room_share_one_reader_and_each_gets_every_message,
+    a_subscriber_that_falls_behind_catches_up_from_the_log,
+    a_token_holds_at_most_its_streams_and_a_closed_one_frees_its_slot,
+);
