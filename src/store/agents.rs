@@ -133,6 +133,7 @@ impl Store {
             .execute(pool)
             .await
             .map(|done| done.rows_affected()))?;
+        self.access_changed();
         Ok(done > 0)
     }
 }

@@ -168,7 +168,7 @@ impl Store {
         let bridge = "UPDATE bridges SET revoked_at = $3 WHERE id = $1 AND room_id = $2 \
                       AND revoked_at IS NULL RETURNING member_id";
         let member = "UPDATE room_members SET revoked_at = $2 WHERE id = $1";
-        Ok(on_pool!(self, |pool| {
+        let revoked = on_pool!(self, |pool| {
             let mut tx = pool.begin_with(self.write_transaction()).await?;
             let revoked: Option<(Uuid,)> = sqlx::query_as(bridge)
                 .bind(id)
@@ -181,7 +181,9 @@ impl Store {
             }
             tx.commit().await?;
             revoked.is_some()
-        }))
+        });
+        self.access_changed();
+        Ok(revoked)
     }
 
     /// Moves the bridge's relay past `cursor`.

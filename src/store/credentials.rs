@@ -139,6 +139,46 @@ macro_rules! token_columns {
 impl Store {
     /// The live app token with this hash.
     pub async fn find_app_token(&self, hash: &[u8; 32]) -> Result<Option<Credential>, StoreError> {
+        let is_app = |c: &Credential| matches!(c, Credential::App { .. });
+        self.recalled(hash, is_app, self.read_app_token(hash)).await
+    }
+
+    /// The live agent key with this hash, if its agent is live too.
+    pub async fn find_agent_key(&self, hash: &[u8; 32]) -> Result<Option<Credential>, StoreError> {
+        let is_agent = |c: &Credential| matches!(c, Credential::Agent { .. });
+        self.recalled(hash, is_agent, self.read_agent_key(hash)).await
+    }
+
+    /// The live participant token with this hash.
+    pub async fn find_participant(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<Credential>, StoreError> {
+        let is_participant = |c: &Credential| matches!(c, Credential::Participant { .. });
+        self.recalled(hash, is_participant, self.read_participant(hash)).await
+    }
+
+    /// What `read` finds, or what it found before for this hash if nothing changed since. The
+    /// future does nothing until awaited, so the generation is taken before the read runs.
+    async fn recalled(
+        &self,
+        hash: &[u8; 32],
+        of_kind: fn(&Credential) -> bool,
+        read: impl Future<Output = Result<Option<Credential>, StoreError>>,
+    ) -> Result<Option<Credential>, StoreError> {
+        let Some(recall) = &self.recall else { return read.await };
+        if let Some(found) = recall.credential(hash).filter(of_kind) {
+            return Ok(Some(found));
+        }
+        let since = recall.generation();
+        let found = read.await?;
+        if let Some(found) = &found {
+            recall.keep_credential(since, *hash, found);
+        }
+        Ok(found)
+    }
+
+    async fn read_app_token(&self, hash: &[u8; 32]) -> Result<Option<Credential>, StoreError> {
         let sql = "SELECT id, org_id, token_hash FROM app_tokens \
                    WHERE token_hash = $1 AND revoked_at IS NULL";
         let row: Option<(Uuid, Uuid, Vec<u8>)> =
@@ -146,8 +186,7 @@ impl Store {
         Ok(row.map(|(token_id, org_id, hash)| Credential::App { token_id, org_id, hash }))
     }
 
-    /// The live agent key with this hash, if its agent is live too.
-    pub async fn find_agent_key(&self, hash: &[u8; 32]) -> Result<Option<Credential>, StoreError> {
+    async fn read_agent_key(&self, hash: &[u8; 32]) -> Result<Option<Credential>, StoreError> {
         let sql = "SELECT k.id, k.org_id, k.agent_id, a.name, k.key_hash \
                    FROM agent_keys k JOIN agents a ON a.id = k.agent_id \
                    WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND a.deleted_at IS NULL";
@@ -162,11 +201,7 @@ impl Store {
         }))
     }
 
-    /// The live participant token with this hash.
-    pub async fn find_participant(
-        &self,
-        hash: &[u8; 32],
-    ) -> Result<Option<Credential>, StoreError> {
+    async fn read_participant(&self, hash: &[u8; 32]) -> Result<Option<Credential>, StoreError> {
         let sql = "SELECT id, org_id, room_id, token_hash FROM room_members \
                    WHERE token_hash = $1 AND revoked_at IS NULL";
         let row: Option<(Uuid, Uuid, Uuid, Vec<u8>)> =
@@ -260,6 +295,7 @@ impl Store {
             .execute(pool)
             .await
             .map(|done| done.rows_affected()))?;
+        self.access_changed();
         Ok(done > 0)
     }
 
@@ -317,6 +353,7 @@ impl Store {
             .execute(pool)
             .await
             .map(|done| done.rows_affected()))?;
+        self.access_changed();
         Ok(done > 0)
     }
 }

@@ -148,11 +148,20 @@ impl Store {
         room_id: Uuid,
         agent_id: Uuid,
     ) -> Result<Option<MemberRow>, StoreError> {
-        Ok(on_pool!(self, |pool| sqlx::query_as(SELECT_AGENT_MEMBER)
+        let recall = self.recall.as_deref();
+        if let Some(found) = recall.and_then(|r| r.agent_member(room_id, agent_id)) {
+            return Ok(Some(found));
+        }
+        let since = recall.map(|r| r.generation());
+        let found: Option<MemberRow> = on_pool!(self, |pool| sqlx::query_as(SELECT_AGENT_MEMBER)
             .bind(room_id)
             .bind(agent_id)
             .fetch_optional(pool)
-            .await)?)
+            .await)?;
+        if let (Some(recall), Some(since), Some(found)) = (recall, since, &found) {
+            recall.keep_agent_member(since, room_id, found);
+        }
+        Ok(found)
     }
 
     /// A live membership of the room by its participant id.
@@ -166,11 +175,20 @@ impl Store {
             columns!(),
             " FROM room_members WHERE room_id = $1 AND id = $2 AND revoked_at IS NULL"
         );
-        Ok(on_pool!(self, |pool| sqlx::query_as(sql)
+        let recall = self.recall.as_deref();
+        if let Some(found) = recall.and_then(|r| r.member(room_id, member_id)) {
+            return Ok(Some(found));
+        }
+        let since = recall.map(|r| r.generation());
+        let found: Option<MemberRow> = on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(room_id)
             .bind(member_id)
             .fetch_optional(pool)
-            .await)?)
+            .await)?;
+        if let (Some(recall), Some(since), Some(found)) = (recall, since, &found) {
+            recall.keep_member(since, room_id, found);
+        }
+        Ok(found)
     }
 
     /// The room's live members, in the order they joined.
@@ -226,6 +244,9 @@ impl Store {
             tx.commit().await?;
             (row, created)
         });
+        if !added.1 {
+            self.access_changed();
+        }
         self.announce(&events);
         Ok(added)
     }
@@ -259,6 +280,7 @@ impl Store {
             tx.commit().await?;
             row
         });
+        self.access_changed();
         self.announce(&events);
         Ok(revoked)
     }

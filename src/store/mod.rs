@@ -21,6 +21,7 @@ mod messages;
 mod orgs;
 mod outbox;
 mod presence;
+mod recall;
 mod rooms;
 pub(crate) mod sending;
 mod tickets;
@@ -65,6 +66,8 @@ pub struct Store {
     /// The group commit of room messages; `None` in the store its lanes write with.
     batcher: Option<batch::Batcher>,
     counters: Arc<Counters>,
+    /// Remembered credentials, rooms and memberships; SQLite only (see [`recall`]).
+    recall: Option<Arc<recall::Recall>>,
 }
 
 /// What the store counts as it goes, for `/metrics`.
@@ -133,7 +136,9 @@ impl Store {
             Db::Sqlite(_) => 1,
             Db::Postgres(_) => 4,
         };
-        let store = Self { db, bus: Bus::default(), batcher: None, counters: Arc::default() };
+        let recall = matches!(db, Db::Sqlite(_)).then(Arc::default);
+        let store =
+            Self { db, bus: Bus::default(), batcher: None, counters: Arc::default(), recall };
         let batcher = batch::Batcher::start(&store, lanes);
         Ok(Self { batcher: Some(batcher), ..store })
     }
@@ -167,6 +172,14 @@ impl Store {
         match self.db {
             Db::Sqlite(_) => "BEGIN IMMEDIATE",
             Db::Postgres(_) => "BEGIN",
+        }
+    }
+
+    /// Forgets every remembered credential and membership; every store method that revokes,
+    /// deletes or changes one calls it once its change has committed.
+    fn access_changed(&self) {
+        if let Some(recall) = &self.recall {
+            recall.forget();
         }
     }
 

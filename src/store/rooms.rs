@@ -105,11 +105,20 @@ impl Store {
         room_id: Uuid,
     ) -> Result<Option<RoomRow>, StoreError> {
         let sql = concat!("SELECT ", columns!(), " FROM rooms r WHERE r.org_id = $1 AND r.id = $2");
-        Ok(on_pool!(self, |pool| sqlx::query_as(sql)
+        // A room's row never changes once created, so a remembered one is never stale.
+        let recall = self.recall.as_deref();
+        if let Some(found) = recall.and_then(|r| r.room(org_id, room_id)) {
+            return Ok(Some(found));
+        }
+        let found: Option<RoomRow> = on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(org_id)
             .bind(room_id)
             .fetch_optional(pool)
-            .await)?)
+            .await)?;
+        if let (Some(recall), Some(found)) = (recall, &found) {
+            recall.keep_room(found);
+        }
+        Ok(found)
     }
 
     /// One page of the org's rooms after `after`, oldest first; only those where `agent` is a

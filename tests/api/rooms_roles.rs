@@ -184,7 +184,39 @@ async fn admins_grant_and_revoke_only_weaker_roles_and_owners_any(app: TestApp) 
     assert_eq!(status, StatusCode::NO_CONTENT, "an owner may");
 }
 
+/// Each request reads the role in force: one remembered from a request before a change never
+/// outlives the change.
+async fn a_changed_role_or_an_ended_membership_holds_from_the_next_request(app: TestApp) {
+    let fixture = Fixture::new(&app).await;
+    let (agent_id, key) = fixture.member(&app, "changing", "participant").await;
+    let room = &fixture.room;
+    let post = format!("/v1/rooms/{room}/messages");
+    let grant = format!("/v1/rooms/{room}/agents");
+    let say = || Some(json!({ "body": "still here?" }));
+    let set_role = |role: &str| Some(json!({ "agent_id": agent_id, "role": role }));
+
+    let (status, _) = app.call(Method::POST, &post, Some(&key), say()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) =
+        app.call(Method::POST, &grant, Some(&app.org.token), set_role("observer")).await;
+    assert!(status.is_success());
+    let (status, _) = app.call(Method::POST, &post, Some(&key), say()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "an observer may not post");
+    let (status, _) =
+        app.call(Method::POST, &grant, Some(&app.org.token), set_role("participant")).await;
+    assert!(status.is_success());
+    let (status, _) = app.call(Method::POST, &post, Some(&key), say()).await;
+    assert_eq!(status, StatusCode::CREATED, "a participant again");
+
+    let revoke = format!("/v1/rooms/{room}/agents/{agent_id}/revoke");
+    let (status, _) = app.call(Method::POST, &revoke, Some(&app.org.token), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app.call(Method::POST, &post, Some(&key), say()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no longer a member");
+}
+
 on_both_databases!(
     each_role_may_do_what_its_rank_allows_and_gets_403_otherwise,
     admins_grant_and_revoke_only_weaker_roles_and_owners_any,
+    a_changed_role_or_an_ended_membership_holds_from_the_next_request,
 );
