@@ -7,6 +7,7 @@ use sqlx::query::Query;
 use uuid::Uuid;
 
 use super::events::append_events;
+use super::recall::MemberKey;
 use super::{NewEvent, Store, StoreError, now, on_pool};
 
 /// A membership as stored.
@@ -148,20 +149,14 @@ impl Store {
         room_id: Uuid,
         agent_id: Uuid,
     ) -> Result<Option<MemberRow>, StoreError> {
-        let recall = self.recall.as_deref();
-        if let Some(found) = recall.and_then(|r| r.agent_member(room_id, agent_id)) {
-            return Ok(Some(found));
-        }
-        let since = recall.map(|r| r.generation());
-        let found: Option<MemberRow> = on_pool!(self, |pool| sqlx::query_as(SELECT_AGENT_MEMBER)
-            .bind(room_id)
-            .bind(agent_id)
-            .fetch_optional(pool)
-            .await)?;
-        if let (Some(recall), Some(since), Some(found)) = (recall, since, &found) {
-            recall.keep_agent_member(since, room_id, found);
-        }
-        Ok(found)
+        let read = async {
+            Ok(on_pool!(self, |pool| sqlx::query_as(SELECT_AGENT_MEMBER)
+                .bind(room_id)
+                .bind(agent_id)
+                .fetch_optional(pool)
+                .await)?)
+        };
+        self.recalled_member(MemberKey::Agent { room_id, agent_id }, read).await
     }
 
     /// A live membership of the room by its participant id.
@@ -175,18 +170,31 @@ impl Store {
             columns!(),
             " FROM room_members WHERE room_id = $1 AND id = $2 AND revoked_at IS NULL"
         );
-        let recall = self.recall.as_deref();
-        if let Some(found) = recall.and_then(|r| r.member(room_id, member_id)) {
+        let read = async {
+            Ok(on_pool!(self, |pool| sqlx::query_as(sql)
+                .bind(room_id)
+                .bind(member_id)
+                .fetch_optional(pool)
+                .await)?)
+        };
+        self.recalled_member(MemberKey::Id { room_id, member_id }, read).await
+    }
+
+    /// What `read` finds, or what it found before for `key` if nothing changed since. The
+    /// future does nothing until awaited, so the generation is taken before the read runs.
+    async fn recalled_member(
+        &self,
+        key: MemberKey,
+        read: impl Future<Output = Result<Option<MemberRow>, StoreError>>,
+    ) -> Result<Option<MemberRow>, StoreError> {
+        let Some(recall) = &self.recall else { return read.await };
+        if let Some(found) = recall.member(key) {
             return Ok(Some(found));
         }
-        let since = recall.map(|r| r.generation());
-        let found: Option<MemberRow> = on_pool!(self, |pool| sqlx::query_as(sql)
-            .bind(room_id)
-            .bind(member_id)
-            .fetch_optional(pool)
-            .await)?;
-        if let (Some(recall), Some(since), Some(found)) = (recall, since, &found) {
-            recall.keep_member(since, room_id, found);
+        let since = recall.generation();
+        let found = read.await?;
+        if let Some(found) = &found {
+            recall.keep_member(since, key, found);
         }
         Ok(found)
     }

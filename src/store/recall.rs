@@ -34,8 +34,14 @@ pub(super) struct Recall {
     generation: AtomicU64,
     credentials: Memo<[u8; 32], Credential>,
     rooms: Memo<(Uuid, Uuid), RoomRow>,
-    agent_members: Memo<(Uuid, Uuid), MemberRow>,
-    members: Memo<(Uuid, Uuid), MemberRow>,
+    members: Memo<MemberKey, MemberRow>,
+}
+
+/// How a membership is looked up: in a room, by its agent or by its participant id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum MemberKey {
+    Agent { room_id: Uuid, agent_id: Uuid },
+    Id { room_id: Uuid, member_id: Uuid },
 }
 
 /// A point in the history of changes, taken before a lookup reads the database.
@@ -53,7 +59,6 @@ impl Recall {
     pub(super) fn forget(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.credentials.clear();
-        self.agent_members.clear();
         self.members.clear();
     }
 
@@ -73,21 +78,12 @@ impl Recall {
         self.rooms.keep(|| true, (found.org_id, found.id), found);
     }
 
-    pub(super) fn agent_member(&self, room_id: Uuid, agent_id: Uuid) -> Option<MemberRow> {
-        self.agent_members.get(&(room_id, agent_id))
+    pub(super) fn member(&self, key: MemberKey) -> Option<MemberRow> {
+        self.members.get(&key)
     }
 
-    pub(super) fn keep_agent_member(&self, since: Generation, room_id: Uuid, found: &MemberRow) {
-        let Some(agent_id) = found.agent_id else { return };
-        self.agent_members.keep(self.unchanged(since), (room_id, agent_id), found);
-    }
-
-    pub(super) fn member(&self, room_id: Uuid, member_id: Uuid) -> Option<MemberRow> {
-        self.members.get(&(room_id, member_id))
-    }
-
-    pub(super) fn keep_member(&self, since: Generation, room_id: Uuid, found: &MemberRow) {
-        self.members.keep(self.unchanged(since), (room_id, found.id), found);
+    pub(super) fn keep_member(&self, since: Generation, key: MemberKey, found: &MemberRow) {
+        self.members.keep(self.unchanged(since), key, found);
     }
 
     /// A check, made under a map's lock, that nothing changed since `since`.

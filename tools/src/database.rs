@@ -3,6 +3,7 @@
 
 use std::str::FromStr;
 
+use anyhow::Context as _;
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool};
 use uuid::Uuid;
@@ -27,17 +28,23 @@ impl ScratchDatabase {
     /// A fresh database on the server `TEST_DATABASE_URL` names, or `None` when it is unset.
     pub async fn postgres() -> Option<ScratchDatabase> {
         let server = std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())?;
+        let scratch = ScratchDatabase::postgres_at(&server).await;
+        Some(scratch.expect("TEST_DATABASE_URL must accept connections and CREATE DATABASE"))
+    }
+
+    /// A fresh database on the Postgres server at `server` (a URL whose database is the one to
+    /// connect to for `CREATE DATABASE`, such as `postgres://postgres@127.0.0.1:5432/`).
+    pub async fn postgres_at(server: &str) -> anyhow::Result<ScratchDatabase> {
         let name = format!("kc_test_{}", Uuid::now_v7().simple());
-        let admin =
-            PgPool::connect(&server).await.expect("TEST_DATABASE_URL must accept connections");
+        let admin = PgPool::connect(server).await.context("connecting to Postgres")?;
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&admin)
             .await
-            .expect("creating the test database");
+            .context("creating the scratch database")?;
         admin.close().await;
-        let options = PgConnectOptions::from_str(&server).expect("a Postgres URL").database(&name);
+        let options = PgConnectOptions::from_str(server).context("a Postgres URL")?.database(&name);
         let url = options.to_url_lossy().to_string();
-        Some(ScratchDatabase { url, _dir: None, postgres: Some((server, name)) })
+        Ok(ScratchDatabase { url, _dir: None, postgres: Some((server.to_owned(), name)) })
     }
 }
 
