@@ -46,7 +46,10 @@ pub async fn serve(
         tokio::spawn(crate::follow::keep_retention(ctx.clone())),
         tokio::spawn(async move { store.listen().await }),
     ];
-    let app = http::router(ctx)?;
+    // Served as a make-service, each connection shares the one router. Served as a bare
+    // `Router`, axum rebuilds the whole route table for every connection: about 100 KiB each,
+    // which is most of what an idle SSE stream costs.
+    let app = http::router(ctx)?.into_make_service();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     background.iter().for_each(tokio::task::JoinHandle::abort);
     served.context("serving HTTP")

@@ -1,8 +1,9 @@
 //! Authentication: from a presented token to a [`Caller`].
 //!
 //! Tokens arrive as `Authorization: Bearer <token>` on every route, and in the path for MCP.
-//! Each request looks its token up by hash, so a revoked key or a deleted agent is refused on the
-//! very next request. "Last used" is written at most once a minute per credential, off the
+//! Each request looks its token up by hash (on SQLite the store may answer from memory, and
+//! forgets on every revocation), so a revoked key or a deleted agent is refused on the very next
+//! request. "Last used" is written at most once a minute per credential, off the
 //! request path.
 
 mod caller;

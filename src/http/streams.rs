@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::time::Duration;
 
 use axum::Router;
@@ -23,6 +24,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use futures::Stream;
 use kapable_sdk::comms::types::StreamEvent;
+use tokio::time::{Instant, Sleep};
 use uuid::Uuid;
 
 use crate::auth::{self, Caller};
@@ -115,7 +117,17 @@ async fn open(
     queue.extend(expired.iter().map(|event| Bytes::from(fanout::sse_frame(event))));
     let subscription = ctx.hub.subscribe(&ctx.store, scope, start);
     let watched = watched_member(&caller, target);
-    let state = Following { ctx, subscription, queue, watched, closing: false, _slot: slot };
+    let keep_alive = Box::pin(tokio::time::sleep(KEEP_ALIVE));
+    let state = Following {
+        ctx,
+        subscription,
+        queue,
+        watched,
+        closing: false,
+        keep_alive,
+        last_sent: Instant::now(),
+        _slot: slot,
+    };
     let headers = [
         (header::CONTENT_TYPE, "text/event-stream"),
         (header::CACHE_CONTROL, "no-cache"),
@@ -144,6 +156,10 @@ struct Following {
     /// In a room stream of a member: the member whose `member_left` ends the stream.
     watched: Option<Watched>,
     closing: bool,
+    /// Fires at the latest 15 s after the last bytes went out; re-armed only when it fires,
+    /// so that a busy stream does not touch the timer for every event.
+    keep_alive: Pin<Box<Sleep>>,
+    last_sent: Instant,
     _slot: Slot,
 }
 
@@ -179,22 +195,34 @@ fn stream(state: Following) -> impl Stream<Item = Result<Bytes, Infallible>> {
 }
 
 impl Following {
-    /// Waits for the next events, or sends a comment when none come for a while.
+    /// Waits for the next events, or sends a comment when none came for a while.
     async fn fill(&mut self) {
-        let next = self.subscription.next(&self.ctx.store);
-        let frames = match tokio::time::timeout(KEEP_ALIVE, next).await {
-            Ok(Ok(frames)) => frames,
-            Err(_) => {
-                self.queue.push_back(Bytes::from_static(KEEP_ALIVE_COMMENT));
-                return;
+        let frames = loop {
+            tokio::select! {
+                next = self.subscription.next(&self.ctx.store) => break next,
+                () = self.keep_alive.as_mut() => {
+                    let quiet_until = self.last_sent + KEEP_ALIVE;
+                    let now = Instant::now();
+                    if now >= quiet_until {
+                        self.queue.push_back(Bytes::from_static(KEEP_ALIVE_COMMENT));
+                        self.last_sent = now;
+                        self.keep_alive.as_mut().reset(now + KEEP_ALIVE);
+                        return;
+                    }
+                    self.keep_alive.as_mut().reset(quiet_until);
+                }
             }
-            Ok(Err(error)) => {
+        };
+        let frames = match frames {
+            Ok(frames) => frames,
+            Err(error) => {
                 // The client reconnects with its Last-Event-ID and resumes where it was.
                 tracing::warn!(%error, "a stream lost the database; closing it");
                 self.closing = true;
                 return;
             }
         };
+        self.last_sent = Instant::now();
         self.ctx.metrics.delivered(frames.len());
         for frame in frames {
             self.closing |= self.ends_stream(&frame.event);

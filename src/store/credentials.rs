@@ -166,7 +166,10 @@ impl Store {
         of_kind: fn(&Credential) -> bool,
         read: impl Future<Output = Result<Option<Credential>, StoreError>>,
     ) -> Result<Option<Credential>, StoreError> {
-        let Some(recall) = &self.recall else { return read.await };
+        let recall = &self.recall;
+        if !recall.remembers_access() {
+            return read.await;
+        }
         if let Some(found) = recall.credential(hash).filter(of_kind) {
             return Ok(Some(found));
         }

@@ -187,7 +187,10 @@ impl Store {
         key: MemberKey,
         read: impl Future<Output = Result<Option<MemberRow>, StoreError>>,
     ) -> Result<Option<MemberRow>, StoreError> {
-        let Some(recall) = &self.recall else { return read.await };
+        let recall = &self.recall;
+        if !recall.remembers_access() {
+            return read.await;
+        }
         if let Some(found) = recall.member(key) {
             return Ok(Some(found));
         }

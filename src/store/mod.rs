@@ -66,8 +66,8 @@ pub struct Store {
     /// The group commit of room messages; `None` in the store its lanes write with.
     batcher: Option<batch::Batcher>,
     counters: Arc<Counters>,
-    /// Remembered credentials, rooms and memberships; SQLite only (see [`recall`]).
-    recall: Option<Arc<recall::Recall>>,
+    /// Remembered rooms, and on SQLite credentials and memberships (see [`recall`]).
+    recall: Arc<recall::Recall>,
 }
 
 /// What the store counts as it goes, for `/metrics`.
@@ -136,7 +136,7 @@ impl Store {
             Db::Sqlite(_) => 1,
             Db::Postgres(_) => 4,
         };
-        let recall = matches!(db, Db::Sqlite(_)).then(Arc::default);
+        let recall = Arc::new(recall::Recall::new(matches!(db, Db::Sqlite(_))));
         let store =
             Self { db, bus: Bus::default(), batcher: None, counters: Arc::default(), recall };
         let batcher = batch::Batcher::start(&store, lanes);
@@ -178,9 +178,7 @@ impl Store {
     /// Forgets every remembered credential and membership; every store method that revokes,
     /// deletes or changes one calls it once its change has committed.
     fn access_changed(&self) {
-        if let Some(recall) = &self.recall {
-            recall.forget();
-        }
+        self.recall.forget();
     }
 
     /// What the store has counted so far.

@@ -7,9 +7,10 @@
 //! changes: a revoked key, a deleted agent, a changed role, an ended membership or a revoked
 //! bridge. It never remembers an absence, so a key or a member added a moment ago is found.
 //!
-//! Only the SQLite store keeps one: that database belongs to one process, which sees every
-//! change. Several instances share a Postgres database and none sees another's revocations,
-//! so there every lookup goes to the database.
+//! Only the SQLite store remembers credentials and memberships: that database belongs to one
+//! process, which sees every change. Several instances share a Postgres database and none
+//! sees another's revocations, so there those lookups go to the database. Rooms are
+//! remembered on both: a room's row never changes once it exists.
 //!
 //! A lookup notes the generation before it reads the database and keeps the answer only if no
 //! change came in between, and a change clears the maps after bumping the generation. So an
@@ -31,6 +32,8 @@ const MOST_ENTRIES: usize = 50_000;
 /// The remembered lookups of one store.
 #[derive(Debug, Default)]
 pub(super) struct Recall {
+    /// Whether credentials and memberships are remembered (rooms always are).
+    access: bool,
     generation: AtomicU64,
     credentials: Memo<[u8; 32], Credential>,
     rooms: Memo<(Uuid, Uuid), RoomRow>,
@@ -49,6 +52,16 @@ pub(super) enum MemberKey {
 pub(super) struct Generation(u64);
 
 impl Recall {
+    /// A recall of rooms, and of credentials and memberships too when `access`.
+    pub(super) fn new(access: bool) -> Recall {
+        Recall { access, ..Recall::default() }
+    }
+
+    /// Whether credentials and memberships are remembered.
+    pub(super) fn remembers_access(&self) -> bool {
+        self.access
+    }
+
     /// The generation now, to hand back with what the lookup then reads.
     pub(super) fn generation(&self) -> Generation {
         Generation(self.generation.load(Ordering::SeqCst))
@@ -139,7 +152,7 @@ mod tests {
 
     #[test]
     fn an_answer_read_before_a_change_is_not_kept() {
-        let recall = Recall::default();
+        let recall = Recall::new(true);
         let before = recall.generation();
         recall.forget();
         recall.keep_credential(before, [1; 32], &app(Uuid::now_v7()));

@@ -106,8 +106,7 @@ impl Store {
     ) -> Result<Option<RoomRow>, StoreError> {
         let sql = concat!("SELECT ", columns!(), " FROM rooms r WHERE r.org_id = $1 AND r.id = $2");
         // A room's row never changes once created, so a remembered one is never stale.
-        let recall = self.recall.as_deref();
-        if let Some(found) = recall.and_then(|r| r.room(org_id, room_id)) {
+        if let Some(found) = self.recall.room(org_id, room_id) {
             return Ok(Some(found));
         }
         let found: Option<RoomRow> = on_pool!(self, |pool| sqlx::query_as(sql)
@@ -115,8 +114,8 @@ impl Store {
             .bind(room_id)
             .fetch_optional(pool)
             .await)?;
-        if let (Some(recall), Some(found)) = (recall, &found) {
-            recall.keep_room(found);
+        if let Some(found) = &found {
+            self.recall.keep_room(found);
         }
         Ok(found)
     }

@@ -162,6 +162,38 @@ async fn a_token_holds_at_most_its_streams_and_a_closed_one_frees_its_slot(app: 
     drop(reopened);
 }
 
+/// A stream sends a comment once it has been silent for 15 s, counted from the last bytes it
+/// sent (an event included), so that proxies keep it open.
+#[tokio::test]
+async fn a_silent_stream_sends_a_comment_fifteen_seconds_after_its_last_bytes() {
+    use futures::StreamExt as _;
+
+    let app = TestApp::spawn_sqlite().await;
+    let room = app.room("quiet").await;
+    let url = format!("{}/v1/rooms/{}/stream", app.address, room.id);
+    let response = app.http.get(url).bearer_auth(&app.org.token).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut chunks = response.bytes_stream();
+    let mut next_text = async || {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), chunks.next()).await;
+        String::from_utf8(chunk.expect("bytes within 30 s").unwrap().unwrap().to_vec()).unwrap()
+    };
+    assert!(next_text().await.starts_with(": connected"));
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let request = PostRoomMessageRequest { body: "one".into(), ..Default::default() };
+    app.sdk(&app.org.token).comms().post_room_message(room.id, request).await.unwrap();
+    assert!(next_text().await.contains("event: message"));
+    let delivered = std::time::Instant::now();
+
+    assert_eq!(next_text().await, ":\n\n", "a keep-alive comment comes next");
+    let quiet = delivered.elapsed();
+    assert!(
+        quiet >= Duration::from_secs(14),
+        "silent since the message, not the connect: {quiet:?}"
+    );
+}
+
 on_both_databases!(
     streams_of_one_room_share_one_reader_and_each_gets_every_message,
     a_subscriber_that_falls_behind_catches_up_from_the_log,

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use http_body_util::BodyExt as _;
 use kapable_sdk::comms::types::CreateRoomRequest;
-use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -21,7 +21,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use uuid::Uuid;
 
 use crate::gateway::Gateway;
-use crate::load::expect_success;
+use crate::load::{self, Target, expect_success};
 use crate::report::{Row, Tail};
 use crate::sse::SseReader;
 use crate::{Args, Scenario};
@@ -34,9 +34,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// What every subscriber shares.
 #[derive(Debug, Clone)]
 struct Shared {
-    http: reqwest::Client,
-    url: Arc<String>,
-    token: Arc<String>,
+    target: Target,
+    /// The room stream's path.
+    path: Arc<String>,
     /// Messages that will be posted.
     total: usize,
     /// The clock the bodies' timestamps count from.
@@ -65,13 +65,8 @@ pub async fn run(gateway: &Gateway, args: &Args) -> anyhow::Result<Row> {
     let room = sdk.comms().create_room(request).await?.room.id;
     let (stop, stop_rx) = watch::channel(false);
     let shared = Shared {
-        http: reqwest::Client::builder()
-            .no_proxy()
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(10))
-            .build()?,
-        url: Arc::new(format!("{}/v1/rooms/{room}/stream", gateway.url)),
-        token: Arc::new(gateway.token.clone()),
+        target: Target::new(&gateway.url, &gateway.token)?,
+        path: Arc::new(format!("/v1/rooms/{room}/stream")),
         total: (u64::from(args.rate) * args.duration) as usize,
         clock: Instant::now(),
         stop: stop_rx,
@@ -134,29 +129,19 @@ async fn open_subscribers(
     (handles, (failed, first_error))
 }
 
-/// The body of a delivered message.
-#[derive(Debug, Deserialize)]
-struct Delivered {
-    body: String,
-}
-
 /// Follows the room until stopped, signalling `connected` on the first comment.
 async fn subscribe(shared: Shared, connected: oneshot::Sender<Result<(), String>>) -> Tally {
     let mut tally = Tally { counts: vec![0; shared.total], ..Default::default() };
-    let request = shared.http.get(shared.url.as_str()).bearer_auth(shared.token.as_str());
-    let response = match request.header("Accept", "text/event-stream").send().await {
-        Ok(response) if response.status().is_success() => response,
-        Ok(response) => {
-            let _ = connected.send(Err(format!("stream answered {}", response.status())));
-            return tally;
-        }
+    // The sender is kept so that the connection stays up for as long as the stream is read.
+    let (_sender, response) = match open_stream(&shared).await {
+        Ok(opened) => opened,
         Err(error) => {
-            let _ = connected.send(Err(format!("stream: {error}")));
+            let _ = connected.send(Err(error));
             return tally;
         }
     };
     let mut connected = Some(connected);
-    let mut reader = SseReader::new(response.bytes_stream());
+    let mut reader = SseReader::new(response.into_body().into_data_stream());
     let mut stop = shared.stop.clone();
     let mut distinct = 0;
     loop {
@@ -199,10 +184,29 @@ async fn subscribe(shared: Shared, connected: oneshot::Sender<Result<(), String>
     tally
 }
 
-/// The index and send time a message's data carries in its body.
+/// Opens the room stream on a connection of its own (bare hyper, the lightest client there
+/// is, so that a thousand of them leave the machine to the server).
+async fn open_stream(
+    shared: &Shared,
+) -> Result<(load::Sender, hyper::Response<hyper::body::Incoming>), String> {
+    let mut sender = load::connect(&shared.target).await.map_err(|e| format!("stream: {e}"))?;
+    let request = shared.target.get(&shared.path);
+    let response = sender.send_request(request).await.map_err(|e| format!("stream: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("stream answered {}", response.status()));
+    }
+    Ok((sender, response))
+}
+
+/// The index and send time a message's data carries in its body (`"body":"<index> <nanos>"`).
+/// Found by its field name rather than by parsing the event: a full JSON parse per delivery
+/// would make the subscribers cost more than the server.
 fn parse_body(data: &str) -> Option<(usize, Duration)> {
-    let delivered: Delivered = serde_json::from_str(data).ok()?;
-    let (index, nanos) = delivered.body.split_once(' ')?;
+    const FIELD: &str = "\"body\":\"";
+    let start = data.find(FIELD)? + FIELD.len();
+    let rest = &data[start..];
+    let body = &rest[..rest.find('"')?];
+    let (index, nanos) = body.split_once(' ')?;
     Some((index.parse().ok()?, Duration::from_nanos(nanos.parse().ok()?)))
 }
 
@@ -302,4 +306,18 @@ fn summarize(
 fn is_complete(tally: &Tally, posted: &[bool]) -> bool {
     tally.counts.len() == posted.len()
         && tally.counts.iter().zip(posted).all(|(c, ok)| if *ok { *c == 1 } else { *c <= 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivered_body_gives_its_index_and_send_time() {
+        let data =
+            r#"{"id":"m1","seq":4,"body":"17 123456789","kind":"text","sender":{"body":"x"}}"#;
+        assert_eq!(parse_body(data), Some((17, Duration::from_nanos(123_456_789))));
+        assert_eq!(parse_body(r#"{"body":"not numbers"}"#), None);
+        assert_eq!(parse_body(r#"{"kind":"text"}"#), None);
+    }
 }

@@ -187,10 +187,10 @@ where
     done
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+pub type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 /// A new HTTP/1.1 connection to the target, its driver running on its own task.
-async fn connect(target: &Target) -> anyhow::Result<Sender> {
+pub async fn connect(target: &Target) -> anyhow::Result<Sender> {
     let stream = tokio::net::TcpStream::connect(&target.authority).await?;
     stream.set_nodelay(true)?;
     let (sender, connection) =
