@@ -5,10 +5,9 @@
 use std::time::Duration;
 
 use kapable_comms::fanout::Hub;
-use kapable_comms::store::{NewMessage, Scope};
+use kapable_comms::store::Scope;
 use kapable_sdk::comms::types::*;
 use reqwest::StatusCode;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::TestApp;
@@ -94,7 +93,7 @@ async fn a_subscriber_that_falls_behind_catches_up_from_the_log(app: TestApp) {
     let mut behind = hub.subscribe(&store, Scope::Room(room.id), head);
 
     for i in 1..=MESSAGES {
-        store.post_message(message(&app, room.id, i)).await.unwrap();
+        store.post_message(app.org_message(room.id, &i)).await.unwrap();
         // Take each post as its own batch, so that the feed sends one batch per post.
         let mut seen = 0;
         while seen < i {
@@ -112,23 +111,6 @@ async fn a_subscriber_that_falls_behind_catches_up_from_the_log(app: TestApp) {
     }
     assert_eq!(seqs, (1..=MESSAGES).collect::<Vec<_>>());
     assert!(seqs.windows(2).all(|w| w[0] < w[1]));
-}
-
-fn message(app: &TestApp, room_id: Uuid, i: i64) -> NewMessage {
-    NewMessage {
-        org_id: app.org.org_id,
-        room_id,
-        sender_kind: "org",
-        sender_id: app.org.org_id,
-        sender_member_id: None,
-        sender_agent_id: None,
-        sender_name: "org".into(),
-        body: i.to_string(),
-        kind: "text".into(),
-        metadata: json!({}),
-        reply_to: None,
-        idempotency_key: None,
-    }
 }
 
 async fn a_token_holds_at_most_its_streams_and_a_closed_one_frees_its_slot(app: TestApp) {

@@ -59,6 +59,28 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// A plain text message from the org into `room_id`, to hand to the store directly.
+    pub fn org_message(
+        &self,
+        room_id: Uuid,
+        body: &impl ToString,
+    ) -> kapable_comms::store::NewMessage {
+        kapable_comms::store::NewMessage {
+            org_id: self.org.org_id,
+            room_id,
+            sender_kind: "org",
+            sender_id: self.org.org_id,
+            sender_member_id: None,
+            sender_agent_id: None,
+            sender_name: "org".into(),
+            body: body.to_string(),
+            kind: "text".into(),
+            metadata: serde_json::json!({}),
+            reply_to: None,
+            idempotency_key: None,
+        }
+    }
+
     /// A gateway on a fresh SQLite file.
     pub async fn spawn_sqlite() -> TestApp {
         Self::spawn(ScratchDatabase::sqlite()).await

@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use kapable_comms::store::{NewMessage, Position, Scope};
+use kapable_comms::store::{Position, Scope};
 
 use crate::helpers::TestApp;
 use crate::on_both_databases;
@@ -268,25 +268,11 @@ async fn concurrent_posts_in_several_rooms_keep_each_rooms_order_without_holes(a
 async fn a_post_that_fails_in_a_batch_fails_alone(app: TestApp) {
     let room = app.room("mixed").await;
     let store = kapable_comms::cli::open(&app.database_url).await.unwrap();
-    let message = |room_id: Uuid, i: usize| NewMessage {
-        org_id: app.org.org_id,
-        room_id,
-        sender_kind: "org",
-        sender_id: app.org.org_id,
-        sender_member_id: None,
-        sender_agent_id: None,
-        sender_name: "org".into(),
-        body: i.to_string(),
-        kind: "text".into(),
-        metadata: json!({}),
-        reply_to: None,
-        idempotency_key: None,
-    };
     let posts: Vec<_> = (0..40)
         .map(|i| {
             let store = store.clone();
             let room_id = if i % 10 == 3 { Uuid::now_v7() } else { room.id };
-            let message = message(room_id, i);
+            let message = app.org_message(room_id, &i);
             tokio::spawn(async move { (room_id, store.post_message(message).await) })
         })
         .collect();
