@@ -1,6 +1,12 @@
 //! `serve`: connect, migrate, bootstrap, listen, and shut down cleanly on SIGINT or SIGTERM.
 
+use std::time::Duration;
+
 use anyhow::Context as _;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder as AutoBuilder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
@@ -46,13 +52,53 @@ pub async fn serve(
         tokio::spawn(crate::follow::keep_retention(ctx.clone())),
         tokio::spawn(async move { store.listen().await }),
     ];
-    // Served as a make-service, each connection shares the one router. Served as a bare
-    // `Router`, axum rebuilds the whole route table for every connection: about 100 KiB each,
-    // which is most of what an idle SSE stream costs.
-    let app = http::router(ctx)?.into_make_service();
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let app = http::router(ctx)?;
+    accept(listener, app, shutdown).await;
     background.iter().for_each(tokio::task::JoinHandle::abort);
-    served.context("serving HTTP")
+    Ok(())
+}
+
+/// The most a connection buffers of what it reads: a request head (line and headers) must fit.
+pub const MAX_REQUEST_HEAD_BYTES: usize = 8 * 1024;
+
+/// Accepts connections until `shutdown`, then waits for those open to finish.
+///
+/// Every connection shares the one router (axum's own `serve` rebuilds the route table for
+/// each, about 100 KiB), and HTTP/1 reads into one 8 KiB buffer that never grows, which keeps
+/// an idle SSE stream small. HTTP/2 without TLS (prior knowledge) is served too.
+async fn accept(listener: TcpListener, app: axum::Router, shutdown: impl Future<Output = ()>) {
+    let mut http = AutoBuilder::new(TokioExecutor::new());
+    http.http1().max_buf_size(MAX_REQUEST_HEAD_BYTES).timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors, or a connection reset before it was accepted:
+                    // wait a moment rather than spin.
+                    tracing::warn!(%error, "accepting a connection failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "setting TCP_NODELAY");
+        }
+        let service = TowerToHyperService::new(app.clone());
+        let connection = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection.into_owned());
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "a connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// Resolves at the first SIGINT or SIGTERM. The handlers are installed at once, before the

@@ -203,3 +203,16 @@ on_both_databases!(
     every_operation_names_an_unknown_field_over_rest_and_mcp,
     every_path_parameter_that_is_not_an_id_is_a_400_naming_it,
 );
+
+/// A request head over 8 KiB is refused with 431, and the gateway goes on serving.
+#[tokio::test]
+async fn a_request_head_over_its_limit_is_431_and_the_next_request_is_served() {
+    let app = TestApp::spawn_sqlite().await;
+    let url = format!("{}/v1/me", app.address);
+    let huge = "x".repeat(kapable_comms::server::MAX_REQUEST_HEAD_BYTES);
+    let answer = app.http.get(&url).header("x-padding", huge).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+
+    let answer = app.http.get(&url).bearer_auth(&app.org.token).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+}
