@@ -1,5 +1,6 @@
 //! `serve`: connect, migrate, bootstrap, listen, and shut down cleanly on SIGINT or SIGTERM.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -7,7 +8,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as AutoBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::config::Settings;
 use crate::state::{App, Ctx};
@@ -15,8 +16,7 @@ use crate::{admin, cli, http};
 
 /// Runs the gateway until a shutdown signal.
 pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(settings.listen)
-        .await
+    let listener = listen(settings.listen)
         .with_context(|| format!("listening on {} (set --listen or LISTEN)", settings.listen))?;
     // With port 0 the system picks one; the lines printed on first start need the real one.
     settings.listen = listener.local_addr()?;
@@ -56,6 +56,22 @@ pub async fn serve(
     accept(listener, app, shutdown).await;
     background.iter().for_each(tokio::task::JoinHandle::abort);
     Ok(())
+}
+
+/// Connections the system may hold for us before we accept them. Tokio's default of 1,024
+/// overflowed when thousands of streams opened at once, and each dropped connection waited a
+/// second for its retry; the system caps this at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listening socket on `address` with a deep accept queue.
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// The most a connection buffers of what it reads: a request head (line and headers) must fit.
