@@ -20,6 +20,7 @@
 //!     --subscribers 200 --streams 2000 --json bench.json
 //! $CARGO_TARGET_DIR/release/kapable-bench --database postgres --scenario post \
 //!     --database-url postgres://postgres@127.0.0.1:5432/
+//! $CARGO_TARGET_DIR/release/kapable-bench --compare tools/bench/reference.json   # regressions?
 //! $CARGO_TARGET_DIR/release/kapable-bench --url http://127.0.0.1:8787 --token kap_... \
 //!     --scenario baseline --scenario post                     # an already running gateway
 //! ```
@@ -60,6 +61,10 @@ pub struct Args {
     /// Also write the rows as a JSON array to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Compare with an earlier run's JSON (such as `tools/bench/reference.json`); exits 1
+    /// when a throughput fell or a p99 rose by more than 10%.
+    #[arg(long)]
+    compare: Option<PathBuf>,
     /// Seconds each timed phase runs.
     #[arg(long, default_value_t = 10)]
     duration: u64,
@@ -185,6 +190,13 @@ async fn main() -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         report::write_json(path, &rows)?;
         eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.compare {
+        let regressions = report::compare(path, &rows)?;
+        if regressions > 0 {
+            eprintln!("kapable-bench: {regressions} figure(s) worse by more than 10%");
+            std::process::exit(1);
+        }
     }
     Ok(())
 }

@@ -170,3 +170,56 @@ pub fn write_json(path: &Path, rows: &[Row]) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(rows)?;
     std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
 }
+
+/// The most a figure may worsen against the reference before it counts as a regression.
+const TOLERANCE: f64 = 0.10;
+
+/// Compares `rows` with the rows of an earlier run in `path` (its `--json` output): for each
+/// scenario and database in both, the change of throughput and of p99 (of `idle-streams`, the
+/// bytes a stream costs, its open rate being no figure of merit). Prints one line each;
+/// returns how many worsened by more than 10%.
+pub fn compare(path: &Path, rows: &[Row]) -> anyhow::Result<usize> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let reference: Vec<Value> = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a JSON array", path.display()))?;
+    let mut regressions = 0;
+    println!();
+    println!("against {} (worse by over {:.0}% is flagged):", path.display(), TOLERANCE * 100.0);
+    for row in rows {
+        let earlier = reference.iter().find(|r| {
+            r["scenario"].as_str() == Some(row.scenario.as_str())
+                && r["database"].as_str() == Some(row.database.as_str())
+        });
+        let Some(earlier) = earlier else { continue };
+        let figures = match row.scenario.as_str() {
+            "idle-streams" => vec![(
+                "bytes/stream",
+                earlier["extra"]["bytes_per_stream"].as_f64(),
+                row.extra.get("bytes_per_stream").and_then(Value::as_f64),
+                false,
+            )],
+            _ => vec![
+                ("throughput", earlier["throughput"].as_f64(), Some(row.throughput), true),
+                ("p99", earlier["p99_ms"].as_f64(), row.p99_ms, false),
+            ],
+        };
+        let mut line = format!("  {:<13} {:<9}", row.scenario, row.database);
+        let mut worse = false;
+        for (name, before, now, higher_is_better) in figures {
+            let (Some(before), Some(now)) = (before, now) else { continue };
+            if before <= 0.0 {
+                continue;
+            }
+            let change = now / before - 1.0;
+            worse |= if higher_is_better { change < -TOLERANCE } else { change > TOLERANCE };
+            line += &format!("  {name} {:+.1}%", change * 100.0);
+        }
+        if worse {
+            regressions += 1;
+            line += "  REGRESSION";
+        }
+        println!("{line}");
+    }
+    Ok(regressions)
+}
