@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
 use kapable_sdk::comms::types::StreamEvent;
-use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use crate::follow::{self, Follower};
@@ -66,6 +66,8 @@ struct Batch {
 pub struct Hub {
     feeds: Mutex<HashMap<Scope, Weak<Feed>>>,
     holders: Arc<Mutex<HashMap<Uuid, u32>>>,
+    /// Turns true when the server stops: every stream then ends.
+    stopping: watch::Sender<bool>,
 }
 
 /// One open stream counted against its credential, until dropped.
@@ -118,6 +120,17 @@ impl Hub {
         }
         *open += 1;
         Some(Slot { credential, holders: Arc::clone(&self.holders) })
+    }
+
+    /// Ends every open stream, and every one opened from now on, after what it has queued:
+    /// the server is stopping, and its clients resume elsewhere with their `Last-Event-ID`.
+    pub fn stop_streams(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// What a stream watches to learn that the server is stopping.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// How many streams are open on this instance.

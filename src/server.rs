@@ -52,7 +52,12 @@ pub async fn serve(
         tokio::spawn(crate::follow::keep_retention(ctx.clone())),
         tokio::spawn(async move { store.listen().await }),
     ];
-    let app = http::router(ctx)?;
+    let app = http::router(ctx.clone())?;
+    let shutdown = async move {
+        shutdown.await;
+        // Streams never finish by themselves; ending them lets the connections drain.
+        ctx.hub.stop_streams();
+    };
     accept(listener, app, shutdown).await;
     background.iter().for_each(tokio::task::JoinHandle::abort);
     Ok(())
@@ -77,7 +82,10 @@ fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
 /// The most a connection buffers of what it reads: a request head (line and headers) must fit.
 pub const MAX_REQUEST_HEAD_BYTES: usize = 8 * 1024;
 
-/// Accepts connections until `shutdown`, then waits for those open to finish.
+/// How long connections may take to finish their requests once the server is stopping.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Accepts connections until `shutdown`, then waits up to [`DRAIN`] for those open to finish.
 ///
 /// Every connection shares the one router (axum's own `serve` rebuilds the route table for
 /// each, about 100 KiB), and HTTP/1 reads into one 8 KiB buffer that never grows, which keeps
@@ -114,7 +122,9 @@ async fn accept(listener: TcpListener, app: axum::Router, shutdown: impl Future<
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open after {DRAIN:?}; stopping without them");
+    }
 }
 
 /// Resolves at the first SIGINT or SIGTERM. The handlers are installed at once, before the

@@ -7,7 +7,7 @@
 //! ([`crate::fanout`]); a client that falls behind reads the log itself, as fast as it takes
 //! events, so it holds up nobody else. A comment after 15 s of silence keeps proxies from
 //! closing an idle stream. A member removed from a room sees its `member_left` event, then the
-//! stream ends. One token holds at most `MAX_STREAMS_PER_TOKEN` streams per instance.
+//! stream ends; every stream ends when the server stops. One token holds at most `MAX_STREAMS_PER_TOKEN` streams per instance.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -24,6 +24,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use futures::Stream;
 use kapable_sdk::comms::types::StreamEvent;
+use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use uuid::Uuid;
 
@@ -118,6 +119,7 @@ async fn open(
     let subscription = ctx.hub.subscribe(&ctx.store, scope, start);
     let watched = watched_member(&caller, target);
     let keep_alive = Box::pin(tokio::time::sleep(KEEP_ALIVE));
+    let stopping = ctx.hub.stopping();
     let state = Following {
         ctx,
         subscription,
@@ -126,6 +128,7 @@ async fn open(
         closing: false,
         keep_alive,
         last_sent: Instant::now(),
+        stopping,
         _slot: slot,
     };
     let headers = [
@@ -160,6 +163,8 @@ struct Following {
     /// so that a busy stream does not touch the timer for every event.
     keep_alive: Pin<Box<Sleep>>,
     last_sent: Instant,
+    /// True once the server is stopping: the stream then ends.
+    stopping: watch::Receiver<bool>,
     _slot: Slot,
 }
 
@@ -200,6 +205,10 @@ impl Following {
         let frames = loop {
             tokio::select! {
                 next = self.subscription.next(&self.ctx.store) => break next,
+                _ = self.stopping.wait_for(|stopping| *stopping) => {
+                    self.closing = true;
+                    return;
+                }
                 () = self.keep_alive.as_mut() => {
                     let quiet_until = self.last_sent + KEEP_ALIVE;
                     let now = Instant::now();

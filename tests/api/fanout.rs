@@ -176,7 +176,36 @@ async fn a_silent_stream_sends_a_comment_fifteen_seconds_after_its_last_bytes() 
     );
 }
 
+/// A stopping server ends its streams, which never finish by themselves, so that it can stop;
+/// the client reconnects elsewhere with its `Last-Event-ID`.
+async fn a_stopping_server_ends_its_streams(app: TestApp) {
+    use futures::StreamExt as _;
+
+    let room = app.room("closing").await;
+    let (address, stop) = app.second_instance().await;
+    let url = format!("{address}/v1/rooms/{}/stream", room.id);
+    let response = app.http.get(&url).bearer_auth(&app.org.token).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut chunks = response.bytes_stream();
+    let first = chunks.next().await.expect("the first bytes").unwrap();
+    assert!(first.starts_with(b": connected"));
+
+    drop(stop);
+    let rest = tokio::time::timeout(WITHIN, async {
+        let mut rest = Vec::new();
+        while let Some(Ok(chunk)) = chunks.next().await {
+            rest.extend_from_slice(&chunk);
+        }
+        rest
+    });
+    let rest = rest.await.expect("the stream ends when its server stops");
+    assert!(rest.is_empty(), "nothing but the end: {}", String::from_utf8_lossy(&rest));
+    let refused = app.http.get(&url).bearer_auth(&app.org.token).send().await;
+    assert!(refused.is_err(), "the stopped instance accepts nothing");
+}
+
 on_both_databases!(
+    a_stopping_server_ends_its_streams,
     streams_of_one_room_share_one_reader_and_each_gets_every_message,
     a_subscriber_that_falls_behind_catches_up_from_the_log,
     a_token_holds_at_most_its_streams_and_a_closed_one_frees_its_slot,
