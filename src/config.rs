@@ -153,7 +153,11 @@ pub struct TelegramSettings {
     pub bot_token: Option<String>,
 
     /// The Bot API server.
-    #[arg(long = "telegram-api-url", env = "TELEGRAM_API_URL", default_value = TelegramSettings::PUBLIC_API)]
+    #[arg(
+        long = "telegram-api-url",
+        env = "TELEGRAM_API_URL",
+        default_value = TelegramSettings::PUBLIC_API,
+    )]
     pub api_url: String,
 
     /// Receive updates by webhook at this public URL (ending in `/v1/telegram/webhook`)
@@ -201,15 +205,27 @@ impl Default for TelegramSettings {
 #[derive(Debug, Clone, Args)]
 pub struct SendPolicy {
     /// Sends a mailbox may have accepted in any 60 seconds, unless its quota says otherwise.
-    #[arg(long = "send-per-minute", env = "SEND_PER_MINUTE", default_value_t = SendPolicy::DEFAULT.per_minute)]
+    #[arg(
+        long = "send-per-minute",
+        env = "SEND_PER_MINUTE",
+        default_value_t = SendPolicy::DEFAULT.per_minute,
+    )]
     pub per_minute: i64,
 
     /// Sends a mailbox may have accepted in any hour.
-    #[arg(long = "send-per-hour", env = "SEND_PER_HOUR", default_value_t = SendPolicy::DEFAULT.per_hour)]
+    #[arg(
+        long = "send-per-hour",
+        env = "SEND_PER_HOUR",
+        default_value_t = SendPolicy::DEFAULT.per_hour,
+    )]
     pub per_hour: i64,
 
     /// Sends a mailbox may have accepted in any 24 hours.
-    #[arg(long = "send-per-day", env = "SEND_PER_DAY", default_value_t = SendPolicy::DEFAULT.per_day)]
+    #[arg(
+        long = "send-per-day",
+        env = "SEND_PER_DAY",
+        default_value_t = SendPolicy::DEFAULT.per_day,
+    )]
     pub per_day: i64,
 
     /// The window, in seconds, over which the anomaly rules count (60 to 3600).
@@ -223,19 +239,35 @@ pub struct SendPolicy {
 
     /// `volume_spike`: sends in one window at least this many times the mailbox's average
     /// window over the previous 24 hours...
-    #[arg(long = "anomaly-volume-factor", env = "ANOMALY_VOLUME_FACTOR", default_value_t = SendPolicy::DEFAULT.volume_factor)]
+    #[arg(
+        long = "anomaly-volume-factor",
+        env = "ANOMALY_VOLUME_FACTOR",
+        default_value_t = SendPolicy::DEFAULT.volume_factor,
+    )]
     pub volume_factor: u32,
 
     /// ...and at least this many sends in the window.
-    #[arg(long = "anomaly-volume-min", env = "ANOMALY_VOLUME_MIN", default_value_t = SendPolicy::DEFAULT.volume_min)]
+    #[arg(
+        long = "anomaly-volume-min",
+        env = "ANOMALY_VOLUME_MIN",
+        default_value_t = SendPolicy::DEFAULT.volume_min,
+    )]
     pub volume_min: i64,
 
     /// `rate_limit_burst`: this many refused sends of one mailbox in one window.
-    #[arg(long = "anomaly-limit-hits", env = "ANOMALY_LIMIT_HITS", default_value_t = SendPolicy::DEFAULT.limit_hits)]
+    #[arg(
+        long = "anomaly-limit-hits",
+        env = "ANOMALY_LIMIT_HITS",
+        default_value_t = SendPolicy::DEFAULT.limit_hits,
+    )]
     pub limit_hits: i64,
 
     /// `failure_spike`: this many permanent delivery failures of one mailbox in one window.
-    #[arg(long = "anomaly-failures", env = "ANOMALY_FAILURES", default_value_t = SendPolicy::DEFAULT.failures)]
+    #[arg(
+        long = "anomaly-failures",
+        env = "ANOMALY_FAILURES",
+        default_value_t = SendPolicy::DEFAULT.failures,
+    )]
     pub failures: i64,
 }
 

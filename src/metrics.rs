@@ -72,10 +72,9 @@ fn latency_buckets() -> Histogram {
 }
 
 impl Metrics {
-    /// Counts one answered request and how long it took.
-    pub fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
-        let (method, route) = (method.to_owned(), route.to_owned());
-        let labels = RouteLabels { method, route };
+    /// Counts one answered request to the route template `route` and how long it took.
+    pub fn request(&self, method: &str, route: String, status: u16, took: Duration) {
+        let labels = RouteLabels { method: method.to_owned(), route };
         self.latency.get_or_create(&labels).observe(took.as_secs_f64());
         let RouteLabels { method, route } = labels;
         self.requests.get_or_create(&RequestLabels { method, route, status }).inc();

@@ -399,7 +399,11 @@ async fn relay_pass(
                     break;
                 }
                 if let Err(error) = send(telegram, &bridge, &text, last_sent).await {
-                    tracing::warn!(%error, bridge = %bridge.id, "Telegram did not take a relayed message; retrying");
+                    tracing::warn!(
+                        %error,
+                        bridge = %bridge.id,
+                        "Telegram did not take a relayed message; retrying"
+                    );
                     break;
                 }
                 ctx.store.set_relay_cursor(bridge.id, event.position()).await?;

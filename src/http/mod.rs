@@ -69,7 +69,7 @@ async fn count(
     let route = route.unwrap_or("unmatched").to_owned();
     let response = next.run(request).await;
     let status = response.status().as_u16();
-    ctx.metrics.request(method.as_str(), &route, status, started.elapsed());
+    ctx.metrics.request(method.as_str(), route, status, started.elapsed());
     response
 }
 

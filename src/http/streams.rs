@@ -7,7 +7,8 @@
 //! ([`crate::fanout`]); a client that falls behind reads the log itself, as fast as it takes
 //! events, so it holds up nobody else. A comment after 15 s of silence keeps proxies from
 //! closing an idle stream. A member removed from a room sees its `member_left` event, then the
-//! stream ends; every stream ends when the server stops. One token holds at most `MAX_STREAMS_PER_TOKEN` streams per instance.
+//! stream ends; every stream ends when the server stops. One token holds at most
+//! `MAX_STREAMS_PER_TOKEN` streams per instance.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -101,7 +102,8 @@ async fn open(
     };
     let Some(credential) = caller.credential_id() else {
         return Err(ApiError::unauthorized(
-            "a stream needs `Authorization: Bearer <token>` or `?ticket=` from create_stream_ticket",
+            "a stream needs `Authorization: Bearer <token>`, or `?ticket=` from \
+             create_stream_ticket",
         ));
     };
     let scope = follow::authorize(&ctx, &caller, target).await?;

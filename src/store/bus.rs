@@ -103,10 +103,7 @@ impl Store {
     /// the other instances.)
     pub(super) fn announce(&self, events: &[NewEvent]) {
         self.counters.events.fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        let mut wakes: Vec<Wake> = events.iter().map(NewEvent::wake).collect();
-        wakes.sort_unstable();
-        wakes.dedup();
-        for wake in wakes {
+        for wake in super::events::wakes_of(events) {
             self.bus.publish(wake);
         }
     }

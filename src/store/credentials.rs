@@ -140,13 +140,13 @@ impl Store {
     /// The live app token with this hash.
     pub async fn find_app_token(&self, hash: &[u8; 32]) -> Result<Option<Credential>, StoreError> {
         let is_app = |c: &Credential| matches!(c, Credential::App { .. });
-        self.recalled(hash, is_app, self.read_app_token(hash)).await
+        self.recall.credential(*hash, is_app, self.read_app_token(hash)).await
     }
 
     /// The live agent key with this hash, if its agent is live too.
     pub async fn find_agent_key(&self, hash: &[u8; 32]) -> Result<Option<Credential>, StoreError> {
         let is_agent = |c: &Credential| matches!(c, Credential::Agent { .. });
-        self.recalled(hash, is_agent, self.read_agent_key(hash)).await
+        self.recall.credential(*hash, is_agent, self.read_agent_key(hash)).await
     }
 
     /// The live participant token with this hash.
@@ -155,30 +155,7 @@ impl Store {
         hash: &[u8; 32],
     ) -> Result<Option<Credential>, StoreError> {
         let is_participant = |c: &Credential| matches!(c, Credential::Participant { .. });
-        self.recalled(hash, is_participant, self.read_participant(hash)).await
-    }
-
-    /// What `read` finds, or what it found before for this hash if nothing changed since. The
-    /// future does nothing until awaited, so the generation is taken before the read runs.
-    async fn recalled(
-        &self,
-        hash: &[u8; 32],
-        of_kind: fn(&Credential) -> bool,
-        read: impl Future<Output = Result<Option<Credential>, StoreError>>,
-    ) -> Result<Option<Credential>, StoreError> {
-        let recall = &self.recall;
-        if !recall.remembers_access() {
-            return read.await;
-        }
-        if let Some(found) = recall.credential(hash).filter(of_kind) {
-            return Ok(Some(found));
-        }
-        let since = recall.generation();
-        let found = read.await?;
-        if let Some(found) = &found {
-            recall.keep_credential(since, *hash, found);
-        }
-        Ok(found)
+        self.recall.credential(*hash, is_participant, self.read_participant(hash)).await
     }
 
     async fn read_app_token(&self, hash: &[u8; 32]) -> Result<Option<Credential>, StoreError> {

@@ -10,12 +10,11 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::query::Query;
 use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::bus::Wake;
-use super::{Db, Store, StoreError, now, on_pool};
+use super::{Db, Store, StoreError, on_pool};
 
 /// A position in the event log; every later commit has a greater one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -98,28 +97,14 @@ impl NewEvent {
     pub fn wake(&self) -> Wake {
         Wake::Scope { org_id: self.org_id, room_id: self.room_id, agent_id: self.agent_id }
     }
+}
 
-    /// Binds this event to [`INSERT_EVENT`].
-    pub(super) fn bind<'q, DB>(
-        &'q self,
-        query: Query<'q, DB, <DB as sqlx::Database>::Arguments>,
-    ) -> Query<'q, DB, <DB as sqlx::Database>::Arguments>
-    where
-        DB: sqlx::Database,
-        Uuid: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        Option<Uuid>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        Json<&'q serde_json::Value>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    {
-        query
-            .bind(self.org_id)
-            .bind(self.room_id)
-            .bind(self.agent_id)
-            .bind(self.kind)
-            .bind(Json(&self.data))
-            .bind(now())
-    }
+/// The distinct wakes that announce `events`, in one order.
+pub(crate) fn wakes_of(events: &[NewEvent]) -> Vec<Wake> {
+    let mut wakes: Vec<Wake> = events.iter().map(NewEvent::wake).collect();
+    wakes.sort_unstable();
+    wakes.dedup();
+    wakes
 }
 
 /// Appends `events` to the open transaction `tx` of `store`, with one `NOTIFY` per distinct wake
@@ -128,9 +113,7 @@ impl NewEvent {
 macro_rules! append_events {
     ($store:expr, $tx:expr, $events:expr) => {{
         let events: &[$crate::store::NewEvent] = $events;
-        if let [event] = events {
-            event.bind(sqlx::query($crate::store::events::INSERT_EVENT)).execute(&mut *$tx).await?;
-        } else if !events.is_empty() {
+        if !events.is_empty() {
             let mut insert = sqlx::QueryBuilder::new($crate::store::events::INSERT_EVENTS);
             insert.push_values(events, |mut values, event| {
                 values
@@ -144,10 +127,7 @@ macro_rules! append_events {
             insert.build().execute(&mut *$tx).await?;
         }
         if $store.is_postgres() {
-            let mut wakes: Vec<$crate::store::Wake> = events.iter().map(|e| e.wake()).collect();
-            wakes.sort_unstable();
-            wakes.dedup();
-            for wake in wakes {
+            for wake in $crate::store::events::wakes_of(events) {
                 sqlx::query($crate::store::events::NOTIFY)
                     .bind($crate::store::bus::CHANNEL)
                     .bind(wake.payload())
@@ -159,10 +139,7 @@ macro_rules! append_events {
 }
 pub(crate) use append_events;
 
-/// Appends one event; `$1..$6` as [`NewEvent::bind`] binds them.
-pub(super) const INSERT_EVENT: &str = "INSERT INTO events (org_id, room_id, agent_id, kind, data, \
-    created_at) VALUES ($1, $2, $3, $4, $5, $6)";
-/// The head of a multi-row [`INSERT_EVENT`], for a `VALUES` list to follow.
+/// The head of an insert of events, for a `VALUES` list to follow.
 pub(super) const INSERT_EVENTS: &str =
     "INSERT INTO events (org_id, room_id, agent_id, kind, data, created_at) ";
 

@@ -156,7 +156,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await)?)
         };
-        self.recalled_member(MemberKey::Agent { room_id, agent_id }, read).await
+        self.recall.member(MemberKey::Agent { room_id, agent_id }, read).await
     }
 
     /// A live membership of the room by its participant id.
@@ -177,29 +177,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await)?)
         };
-        self.recalled_member(MemberKey::Id { room_id, member_id }, read).await
-    }
-
-    /// What `read` finds, or what it found before for `key` if nothing changed since. The
-    /// future does nothing until awaited, so the generation is taken before the read runs.
-    async fn recalled_member(
-        &self,
-        key: MemberKey,
-        read: impl Future<Output = Result<Option<MemberRow>, StoreError>>,
-    ) -> Result<Option<MemberRow>, StoreError> {
-        let recall = &self.recall;
-        if !recall.remembers_access() {
-            return read.await;
-        }
-        if let Some(found) = recall.member(key) {
-            return Ok(Some(found));
-        }
-        let since = recall.generation();
-        let found = read.await?;
-        if let Some(found) = &found {
-            recall.keep_member(since, key, found);
-        }
-        Ok(found)
+        self.recall.member(MemberKey::Id { room_id, member_id }, read).await
     }
 
     /// The room's live members, in the order they joined.

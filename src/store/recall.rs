@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use uuid::Uuid;
 
-use super::{Credential, MemberRow, RoomRow};
+use super::{Credential, MemberRow, RoomRow, StoreError};
 
 /// The most entries one map holds; past it, the map starts over empty.
 const MOST_ENTRIES: usize = 50_000;
@@ -47,24 +47,10 @@ pub(super) enum MemberKey {
     Id { room_id: Uuid, member_id: Uuid },
 }
 
-/// A point in the history of changes, taken before a lookup reads the database.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Generation(u64);
-
 impl Recall {
     /// A recall of rooms, and of credentials and memberships too when `access`.
     pub(super) fn new(access: bool) -> Recall {
         Recall { access, ..Recall::default() }
-    }
-
-    /// Whether credentials and memberships are remembered.
-    pub(super) fn remembers_access(&self) -> bool {
-        self.access
-    }
-
-    /// The generation now, to hand back with what the lookup then reads.
-    pub(super) fn generation(&self) -> Generation {
-        Generation(self.generation.load(Ordering::SeqCst))
     }
 
     /// Forgets every credential and membership; call it after a change to either commits.
@@ -75,12 +61,25 @@ impl Recall {
         self.members.clear();
     }
 
-    pub(super) fn credential(&self, hash: &[u8; 32]) -> Option<Credential> {
-        self.credentials.get(hash)
+    /// The credential with this hash that `read` finds, or that it found before if nothing
+    /// changed since; `of_kind` says whether a remembered one is of the kind asked for.
+    pub(super) async fn credential(
+        &self,
+        hash: [u8; 32],
+        of_kind: fn(&Credential) -> bool,
+        read: impl Future<Output = Result<Option<Credential>, StoreError>>,
+    ) -> Result<Option<Credential>, StoreError> {
+        self.remembered(&self.credentials, hash, of_kind, read).await
     }
 
-    pub(super) fn keep_credential(&self, since: Generation, hash: [u8; 32], found: &Credential) {
-        self.credentials.keep(self.unchanged(since), hash, found);
+    /// The membership that `read` finds by `key`, or that it found before if nothing changed
+    /// since.
+    pub(super) async fn member(
+        &self,
+        key: MemberKey,
+        read: impl Future<Output = Result<Option<MemberRow>, StoreError>>,
+    ) -> Result<Option<MemberRow>, StoreError> {
+        self.remembered(&self.members, key, |_| true, read).await
     }
 
     pub(super) fn room(&self, org_id: Uuid, room_id: Uuid) -> Option<RoomRow> {
@@ -91,17 +90,28 @@ impl Recall {
         self.rooms.keep(|| true, (found.org_id, found.id), found);
     }
 
-    pub(super) fn member(&self, key: MemberKey) -> Option<MemberRow> {
-        self.members.get(&key)
-    }
-
-    pub(super) fn keep_member(&self, since: Generation, key: MemberKey, found: &MemberRow) {
-        self.members.keep(self.unchanged(since), key, found);
-    }
-
-    /// A check, made under a map's lock, that nothing changed since `since`.
-    fn unchanged(&self, since: Generation) -> impl Fn() -> bool + '_ {
-        move || self.generation.load(Ordering::SeqCst) == since.0
+    /// What `read` finds under `key`, or what `memo` holds for it when this recall remembers
+    /// access. The future does nothing until awaited, so the generation is taken before the
+    /// read runs, and an answer that a change overtook is not kept.
+    async fn remembered<K: Eq + Hash, V: Clone>(
+        &self,
+        memo: &Memo<K, V>,
+        key: K,
+        usable: fn(&V) -> bool,
+        read: impl Future<Output = Result<Option<V>, StoreError>>,
+    ) -> Result<Option<V>, StoreError> {
+        if !self.access {
+            return read.await;
+        }
+        if let Some(found) = memo.get(&key).filter(usable) {
+            return Ok(Some(found));
+        }
+        let since = self.generation.load(Ordering::SeqCst);
+        let found = read.await?;
+        if let Some(found) = &found {
+            memo.keep(|| self.generation.load(Ordering::SeqCst) == since, key, found);
+        }
+        Ok(found)
     }
 }
 
@@ -150,19 +160,25 @@ mod tests {
         Credential::App { token_id: Uuid::now_v7(), org_id, hash: vec![7; 32] }
     }
 
-    #[test]
-    fn an_answer_read_before_a_change_is_not_kept() {
+    #[tokio::test]
+    async fn an_answer_read_before_a_change_is_not_kept() {
         let recall = Recall::new(true);
-        let before = recall.generation();
-        recall.forget();
-        recall.keep_credential(before, [1; 32], &app(Uuid::now_v7()));
-        assert!(recall.credential(&[1; 32]).is_none());
+        let any = |_: &Credential| true;
+        let overtaken = async {
+            recall.forget();
+            Ok(Some(app(Uuid::now_v7())))
+        };
+        assert!(recall.credential([1; 32], any, overtaken).await.unwrap().is_some());
+        let unread = async { Ok(None) };
+        assert!(recall.credential([1; 32], any, unread).await.unwrap().is_none());
 
-        let after = recall.generation();
-        recall.keep_credential(after, [1; 32], &app(Uuid::now_v7()));
-        assert!(recall.credential(&[1; 32]).is_some());
+        let first = async { Ok(Some(app(Uuid::now_v7()))) };
+        recall.credential([1; 32], any, first).await.unwrap();
+        let unread = async { Ok(None) };
+        assert!(recall.credential([1; 32], any, unread).await.unwrap().is_some());
         recall.forget();
-        assert!(recall.credential(&[1; 32]).is_none());
+        let unread = async { Ok(None) };
+        assert!(recall.credential([1; 32], any, unread).await.unwrap().is_none());
     }
 
     #[test]

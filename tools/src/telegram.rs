@@ -100,13 +100,8 @@ impl FakeBotApi {
         let (update_id, message_id) = (script.next_update_id, script.next_message_id);
         script.next_update_id += 1;
         script.next_message_id += 1;
-        let mut message = json!({
-            "message_id": message_id,
-            "date": 1_700_000_000,
-            "chat": { "id": chat_id, "type": "supergroup", "title": "Ops", "is_forum": thread.is_some() },
-            "from": { "id": from.0, "is_bot": false, "first_name": from.1, "last_name": from.2 },
-            "text": text,
-        });
+        let mut message = user_message(message_id, chat_id, from, text);
+        message["chat"]["is_forum"] = json!(thread.is_some());
         if let Some(thread) = thread {
             message["message_thread_id"] = json!(thread);
             message["is_topic_message"] = json!(true);
@@ -119,16 +114,7 @@ impl FakeBotApi {
 
     /// The update `queue` would make, for posting to a webhook directly.
     pub fn update_json(chat_id: i64, update_id: i64, from: (i64, &str, &str), text: &str) -> Value {
-        json!({
-            "update_id": update_id,
-            "message": {
-                "message_id": update_id,
-                "date": 1_700_000_000,
-                "chat": { "id": chat_id, "type": "supergroup", "title": "Ops" },
-                "from": { "id": from.0, "is_bot": false, "first_name": from.1, "last_name": from.2 },
-                "text": text,
-            }
-        })
+        json!({ "update_id": update_id, "message": user_message(update_id, chat_id, from, text) })
     }
 
     /// What the bridge sent so far.
@@ -221,7 +207,9 @@ async fn answer(
             ok(json!({
                 "message_id": message_id, "date": 1_700_000_000,
                 "chat": { "id": chat_id, "type": "supergroup", "title": "Ops" },
-                "from": { "id": BOT_ID, "is_bot": true, "first_name": "Kapable", "username": BOT_USERNAME },
+                "from": {
+                    "id": BOT_ID, "is_bot": true, "first_name": "Kapable", "username": BOT_USERNAME,
+                },
                 "text": text,
             }))
         }
@@ -300,4 +288,15 @@ async fn updates(fake: &FakeBotApi, params: &Value) -> Value {
     };
     fake.script.lock().expect("not poisoned").polls_in_flight -= 1;
     Value::Array(found)
+}
+
+/// A text message from the user `from` (id, first and last name) in the group `chat_id`.
+fn user_message(message_id: i64, chat_id: i64, from: (i64, &str, &str), text: &str) -> Value {
+    json!({
+        "message_id": message_id,
+        "date": 1_700_000_000,
+        "chat": { "id": chat_id, "type": "supergroup", "title": "Ops" },
+        "from": { "id": from.0, "is_bot": false, "first_name": from.1, "last_name": from.2 },
+        "text": text,
+    })
 }

@@ -8,14 +8,14 @@
 //! | `baseline` | `GET /healthz` from C clients: the ceiling of the HTTP stack |
 //! | `post` | `POST /v1/rooms/{id}/messages` from C clients into R rooms; WAL size; acks vs `seq` |
 //! | `mcp-post` | the same through MCP `tools/call` of `post_room_message` |
-//! | `fanout` | S SSE subscribers of one room while P messages/s are posted: delivery latency, completeness |
+//! | `fanout` | S SSE subscribers of one room, P posts a second: delivery latency, completeness |
 //! | `idle-streams` | N open SSE connections: the server's RSS per connection |
 //!
 //! ```sh
 //! export CARGO_TARGET_DIR=/var/tmp/kapable-target
 //! cargo build --release --bin kapable-comms -p kapable-comms
 //! cargo build --release -p kapable-tools --bin kapable-bench
-//! $CARGO_TARGET_DIR/release/kapable-bench                       # everything, SQLite (+ Postgres if up)
+//! $CARGO_TARGET_DIR/release/kapable-bench             # everything, SQLite (+ Postgres if up)
 //! $CARGO_TARGET_DIR/release/kapable-bench --database sqlite --duration 5 \
 //!     --subscribers 200 --streams 2000 --json bench.json
 //! $CARGO_TARGET_DIR/release/kapable-bench --database postgres --scenario post \
