@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use kapable_comms::ops;
 use kapable_comms::registry::Operation;
+use kapable_sdk::comms::types::CallerKind;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -63,6 +64,9 @@ async fn every_operation_that_needs_a_caller_answers_401_without_a_token(app: Te
 
 async fn every_operation_answers_404_for_another_orgs_ids(app: TestApp) {
     let ids = other_org_ids(&app).await;
+    let callers = own_callers(&app).await;
+    let fresh: HashMap<&str, String> =
+        ids.keys().map(|&name| (name, Uuid::now_v7().to_string())).collect();
 
     // join_room is left out: an invite token is a capability that works across orgs; so is
     // receive_email, which takes a channel secret and has a test of its own.
@@ -70,27 +74,103 @@ async fn every_operation_answers_404_for_another_orgs_ids(app: TestApp) {
         !op.callers.is_public() && op.path_params().next().is_some() && !channel_only(op)
     });
     for op in with_ids {
-        let path = path_of(op, &ids);
-        let mut body = example_input(op, &ids);
-        op.path_params().for_each(|name| drop(body.remove(name)));
-        let body = matches!(op.method, axum::http::Method::POST | axum::http::Method::PUT)
-            .then(|| Value::Object(body));
-        let (status, answer) = app.call(method_of(op), &path, Some(&app.org.token), body).await;
-        assert_eq!(status, StatusCode::NOT_FOUND, "{} {path}: {answer}", op.name);
-        assert_eq!(answer["error"]["code"], "not_found", "{}", op.name);
+        for (kind, token) in &callers {
+            let what = format!("{} as {kind:?}", op.name);
+            let (status, answer) = rest_call(&app, op, &ids, token).await;
+            assert_eq!(answer.as_object().map(serde_json::Map::len), Some(1), "{what}: {answer}");
+            let unknown = rest_call(&app, op, &fresh, token).await;
+            assert_eq!((status, &answer), (unknown.0, &unknown.1), "{what}: an oracle");
+            // A refusal that holds for any id (a caller of a kind the operation does not admit,
+            // an agent acting for another agent) is a 403 that the oracle check shows to be
+            // the same for ids that exist nowhere.
+            let code = if status == StatusCode::FORBIDDEN { "forbidden" } else { "not_found" };
+            assert_eq!(answer["error"]["code"], code, "{what}: {answer}");
+            assert!(status == StatusCode::NOT_FOUND || status == StatusCode::FORBIDDEN);
+            if status == StatusCode::FORBIDDEN && !op.callers.admits(Some(*kind)) {
+                continue;
+            }
 
-        let result =
-            app.tool(&app.org.token, op.name, Value::Object(example_input(op, &ids))).await;
-        assert_eq!(result["isError"], true, "{}: {result}", op.name);
-        assert!(
-            result["content"][0]["text"].as_str().unwrap().contains("not_found"),
-            "{}: {result}",
-            op.name
-        );
+            let arguments = Value::Object(example_input(op, &ids));
+            let result = app.tool(token, op.name, arguments).await;
+            assert_eq!(result["isError"], true, "{what}: {result}");
+            let text = result["content"][0]["text"].as_str().unwrap();
+            let error: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(error["error"]["code"], code, "{what}: {text}");
+        }
     }
 
     let still_there = app.sdk(&ids["token_org"]).comms().whoami().await;
     assert!(still_there.is_ok(), "nothing of the other org was changed");
+}
+
+/// Every stream of the other org answers 404 to every kind of caller of the first that may
+/// follow such a stream, and the same as a stream of an id that does not exist.
+async fn every_stream_answers_404_for_another_orgs_ids(app: TestApp) {
+    let ids = other_org_ids(&app).await;
+    let streams = [
+        format!("/v1/rooms/{}/stream", ids["room_id"]),
+        format!("/v1/agents/{}/stream", ids["agent_id"]),
+        format!("/v1/orgs/{}/anomaly-feed", ids["org_id"]),
+    ];
+    for (kind, token) in own_callers(&app).await {
+        for path in &streams {
+            let (status, answer) = open_stream(&app, path, &token).await;
+            let admitted = kind == CallerKind::Org || !path.ends_with("/anomaly-feed");
+            let expected = if admitted { StatusCode::NOT_FOUND } else { StatusCode::FORBIDDEN };
+            assert_eq!(status, expected, "{path} as {kind:?}: {answer}");
+            assert_eq!(answer.as_object().map(serde_json::Map::len), Some(1), "{path}: {answer}");
+            let unknown = path.replace(&ids["room_id"], &Uuid::now_v7().to_string());
+            let unknown = unknown.replace(&ids["agent_id"], &Uuid::now_v7().to_string());
+            let unknown = unknown.replace(&ids["org_id"], &Uuid::now_v7().to_string());
+            let (_, unknown) = open_stream(&app, &unknown, &token).await;
+            assert_eq!(answer, unknown, "{path} as {kind:?}: an oracle");
+        }
+    }
+}
+
+/// Opens a stream; the status and, unless it opened, the error. An open stream never ends, so
+/// its body is not read.
+async fn open_stream(app: &TestApp, path: &str, token: &str) -> (StatusCode, Value) {
+    let url = format!("{}{path}", app.address);
+    let response = app.http.get(url).bearer_auth(token).send().await.unwrap();
+    match response.status() {
+        StatusCode::OK => (StatusCode::OK, Value::Null),
+        status => (status, response.json().await.unwrap()),
+    }
+}
+
+/// The operation called over REST with `ids` in its path (and body), as `token`.
+async fn rest_call(
+    app: &TestApp,
+    op: &Operation,
+    ids: &HashMap<&str, String>,
+    token: &str,
+) -> (StatusCode, Value) {
+    let path = path_of(op, ids);
+    let mut body = example_input(op, ids);
+    op.path_params().for_each(|name| drop(body.remove(name)));
+    let body = matches!(op.method, axum::http::Method::POST | axum::http::Method::PUT)
+        .then(|| Value::Object(body));
+    app.call(method_of(op), &path, Some(token), body).await
+}
+
+/// A credential of every kind the first org hands out: its app token, the key of an agent in
+/// one of its rooms, and a guest's participant token in that room.
+async fn own_callers(app: &TestApp) -> Vec<(CallerKind, String)> {
+    let room = app.room("ours").await;
+    app.add_to_room(room.id, app.org.agent_id).await;
+    let token = Some(app.org.token.as_str());
+    let path = format!("/v1/rooms/{}/invites", room.id);
+    let (_, invite) = app.call(Method::POST, &path, token, Some(json!({}))).await;
+    let path = format!("/v1/rooms/join/{}", invite["token"].as_str().unwrap());
+    let guest = json!({ "display_name": "guest" });
+    let (status, joined) = app.call(Method::POST, &path, None, Some(guest)).await;
+    assert_eq!(status, StatusCode::CREATED, "{joined}");
+    vec![
+        (CallerKind::Org, app.org.token.clone()),
+        (CallerKind::Agent, app.org.agent_key.clone()),
+        (CallerKind::Participant, joined["participant_token"].as_str().unwrap().to_owned()),
+    ]
 }
 
 /// Objects of a second org, by the path parameter that names them.
@@ -146,13 +226,11 @@ async fn other_org_ids(app: &TestApp) -> HashMap<&'static str, String> {
 
 /// Whether only a channel's secret may call the operation.
 fn channel_only(op: &Operation) -> bool {
-    use kapable_sdk::comms::types::CallerKind;
     op.callers.admits(Some(CallerKind::Channel)) && !op.callers.admits(Some(CallerKind::Org))
 }
 
 /// A token of the test org that the operation admits.
 fn token_for<'a>(app: &'a TestApp, op: &Operation) -> &'a str {
-    use kapable_sdk::comms::types::CallerKind;
     if op.callers.admits(Some(CallerKind::Org)) { &app.org.token } else { &app.org.agent_key }
 }
 
@@ -200,6 +278,7 @@ async fn every_path_parameter_that_is_not_an_id_is_a_400_naming_it(app: TestApp)
 on_both_databases!(
     every_operation_that_needs_a_caller_answers_401_without_a_token,
     every_operation_answers_404_for_another_orgs_ids,
+    every_stream_answers_404_for_another_orgs_ids,
     every_operation_names_an_unknown_field_over_rest_and_mcp,
     every_path_parameter_that_is_not_an_id_is_a_400_naming_it,
 );
