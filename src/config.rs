@@ -136,6 +136,10 @@ pub struct Settings {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Slow clients and failed authentication.
+    #[command(flatten)]
+    pub limits: ClientLimits,
+
     /// Send limits and the anomaly detector's thresholds.
     #[command(flatten)]
     pub sending: SendPolicy,
@@ -143,6 +147,60 @@ pub struct Settings {
     /// The Telegram bridge.
     #[command(flatten)]
     pub telegram: TelegramSettings,
+}
+
+/// How long a client may take to send its request, and how often it may fail to authenticate.
+#[derive(Debug, Clone, Args)]
+pub struct ClientLimits {
+    /// Seconds a connection has to send a request's head (its line and headers), and the
+    /// longest it may stay idle between requests; then it is closed.
+    #[arg(
+        long,
+        env = "HEADER_TIMEOUT_SECS",
+        default_value_t = ClientLimits::DEFAULT.header_timeout_secs,
+        value_parser = clap::value_parser!(u32).range(1..=3600)
+    )]
+    pub header_timeout_secs: u32,
+
+    /// Seconds a request has to send its whole body; then it is answered 408 and closed.
+    #[arg(
+        long,
+        env = "BODY_TIMEOUT_SECS",
+        default_value_t = ClientLimits::DEFAULT.body_timeout_secs,
+        value_parser = clap::value_parser!(u32).range(1..=3600)
+    )]
+    pub body_timeout_secs: u32,
+
+    /// Failed authentications (a token presented and refused) one client address may make in
+    /// a minute; past them, its requests answer 429 until the minute ends.
+    #[arg(
+        long,
+        env = "AUTH_FAILURES_PER_MINUTE",
+        default_value_t = ClientLimits::DEFAULT.auth_failures_per_minute,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub auth_failures_per_minute: u32,
+
+    /// Behind a proxy: the header it puts the client's address in (`X-Forwarded-For`); its
+    /// last value is the client. Unset, the connection's peer is the client.
+    #[arg(long, env = "CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
+}
+
+impl ClientLimits {
+    /// The defaults, shared by the flags and [`Default`].
+    pub const DEFAULT: ClientLimits = ClientLimits {
+        header_timeout_secs: 30,
+        body_timeout_secs: 60,
+        auth_failures_per_minute: 20,
+        client_ip_header: None,
+    };
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 /// The Telegram bridge: off without a bot token.

@@ -10,7 +10,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpSocket};
 
+use tower_http::add_extension::AddExtension;
+
 use crate::config::Settings;
+use crate::http::guard::Peer;
 use crate::state::{App, Ctx};
 use crate::{admin, cli, http};
 
@@ -53,12 +56,13 @@ pub async fn serve(
         tokio::spawn(async move { store.listen().await }),
     ];
     let app = http::router(ctx.clone())?;
+    let header_timeout = Duration::from_secs(ctx.settings.limits.header_timeout_secs.into());
     let shutdown = async move {
         shutdown.await;
         // Streams never finish by themselves; ending them lets the connections drain.
         ctx.hub.stop_streams();
     };
-    accept(listener, app, shutdown).await;
+    accept(listener, app, header_timeout, shutdown).await;
     background.iter().for_each(tokio::task::JoinHandle::abort);
     Ok(())
 }
@@ -89,16 +93,25 @@ const DRAIN: Duration = Duration::from_secs(10);
 ///
 /// Every connection shares the one router (axum's own `serve` rebuilds the route table for
 /// each, about 100 KiB), and HTTP/1 reads into one 8 KiB buffer that never grows, which keeps
-/// an idle SSE stream small. HTTP/2 without TLS (prior knowledge) is served too.
-async fn accept(listener: TcpListener, app: axum::Router, shutdown: impl Future<Output = ()>) {
+/// an idle SSE stream small. A connection that has not sent a whole request head within
+/// `header_timeout` is closed. HTTP/2 without TLS (prior knowledge) is served too.
+async fn accept(
+    listener: TcpListener,
+    app: axum::Router,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut http = AutoBuilder::new(TokioExecutor::new());
-    http.http1().max_buf_size(MAX_REQUEST_HEAD_BYTES).timer(TokioTimer::new());
+    http.http1()
+        .max_buf_size(MAX_REQUEST_HEAD_BYTES)
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors, or a connection reset before it was accepted:
                     // wait a moment rather than spin.
@@ -112,7 +125,8 @@ async fn accept(listener: TcpListener, app: axum::Router, shutdown: impl Future<
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "setting TCP_NODELAY");
         }
-        let service = TowerToHyperService::new(app.clone());
+        let service = AddExtension::new(app.clone(), Peer(peer));
+        let service = TowerToHyperService::new(service);
         let connection = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let connection = graceful.watch(connection.into_owned());
         tokio::spawn(async move {

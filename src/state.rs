@@ -6,6 +6,7 @@ use crate::auth::Authenticator;
 use crate::bridge::telegram::Telegram;
 use crate::config::Settings;
 use crate::fanout::Hub;
+use crate::http::guard::Throttle;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -31,6 +32,8 @@ pub struct App {
     pub hub: Hub,
     /// What `/metrics` reports.
     pub metrics: Metrics,
+    /// Failed authentications per client address.
+    pub throttle: Throttle,
 }
 
 impl App {
@@ -42,13 +45,14 @@ impl App {
         });
         Arc::new(Self {
             store,
-            settings,
             auth: Authenticator::default(),
             outbox: tokio::sync::Notify::new(),
             webhooks: tokio::sync::Notify::new(),
             telegram,
             hub: Hub::default(),
             metrics: Metrics::default(),
+            throttle: Throttle::new(settings.limits.auth_failures_per_minute),
+            settings,
         })
     }
 }

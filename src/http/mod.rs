@@ -5,6 +5,7 @@
 //! summary event at debug level when it completes.
 
 mod errors;
+pub mod guard;
 mod health;
 mod mcp;
 mod openapi;
@@ -38,6 +39,7 @@ pub fn router(ctx: Ctx) -> anyhow::Result<Router> {
         .merge(telegram::routes())
         .fallback(errors::no_route)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(ctx.clone(), guard::guard))
         .layer(axum::middleware::from_fn_with_state(ctx.clone(), count))
         .layer(
             TraceLayer::new_for_http()

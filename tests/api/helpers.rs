@@ -275,6 +275,7 @@ async fn start(
         outbox_dir: std::env::temp_dir().join(format!("kapable-outbox-{}", Uuid::now_v7())),
         max_body_bytes: 1024 * 1024,
         max_streams_per_token: 64,
+        limits: Default::default(),
         sending: Default::default(),
         telegram: Default::default(),
     };

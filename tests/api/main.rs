@@ -11,6 +11,7 @@ mod cli;
 mod events;
 mod fanout;
 mod keys;
+mod limits;
 mod mail;
 mod mcp;
 mod openapi;

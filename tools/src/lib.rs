@@ -44,6 +44,7 @@ pub async fn start_with(
         outbox_dir: std::env::temp_dir().join("kapable-outbox"),
         max_body_bytes: 1024 * 1024,
         max_streams_per_token: 64,
+        limits: Default::default(),
         sending: Default::default(),
         telegram: Default::default(),
     };
