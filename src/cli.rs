@@ -56,9 +56,17 @@ pub async fn open(url: &str) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// Crates that log whole messages below `info`: rmcp writes out every JSON-RPC request and
+/// response, with the tokens, keys and mail they carry. They stay at `info` whatever `RUST_LOG`
+/// asks, so that even `RUST_LOG=trace` logs no secret.
+const LOG_WHOLE_MESSAGES: &[&str] = &["rmcp"];
+
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = LOG_WHOLE_MESSAGES.iter().fold(filter, |filter, target| {
+        filter.add_directive(format!("{target}=info").parse().expect("a valid directive"))
+    });
     let ansi = std::io::stderr().is_terminal();
     tracing_subscriber::fmt()
         .with_env_filter(filter)

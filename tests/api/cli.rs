@@ -5,21 +5,21 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kapable-comms");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_kapable-comms");
 
-fn database_url(dir: &tempfile::TempDir) -> String {
+pub(crate) fn database_url(dir: &tempfile::TempDir) -> String {
     format!("sqlite://{}/comms.db", dir.path().display())
 }
 
 /// A running `serve` process, its address and everything it has logged so far.
-struct Running {
-    child: std::process::Child,
-    address: String,
-    log: Arc<Mutex<String>>,
+pub(crate) struct Running {
+    pub child: std::process::Child,
+    pub address: String,
+    pub log: Arc<Mutex<String>>,
 }
 
 /// Starts `serve` on a free port with extra environment variables.
-fn start_with(url: &str, env: &[(&str, &str)]) -> Running {
+pub(crate) fn start_with(url: &str, env: &[(&str, &str)]) -> Running {
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
         .envs(env.iter().copied())

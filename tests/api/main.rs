@@ -10,6 +10,7 @@ mod agents;
 mod cli;
 mod events;
 mod fanout;
+mod hygiene;
 mod keys;
 mod limits;
 mod mail;
