@@ -194,7 +194,22 @@ async fn failed_authentication_is_throttled_per_client_address(app: TestApp) {
     assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
 }
 
+async fn without_a_proxy_header_the_connections_peer_is_the_client(app: TestApp) {
+    let app = app.restart(|settings| settings.limits.auth_failures_per_minute = 2).await;
+    let me = format!("{}/v1/me", app.address);
+    let wrong = format!("ak_{}", "1".repeat(43));
+    for _ in 0..2 {
+        let answer = app.http.get(&me).bearer_auth(&wrong).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    }
+    // A forwarded address is not believed unless the operator names the header.
+    let refused =
+        app.http.get(&me).bearer_auth(&app.org.token).header("x-forwarded-for", "10.0.0.3");
+    assert_eq!(refused.send().await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
 on_both_databases!(
+    without_a_proxy_header_the_connections_peer_is_the_client,
     a_body_over_the_limit_is_413,
     a_url_over_4_kib_is_414,
     a_list_limit_outside_1_to_200_is_400,
