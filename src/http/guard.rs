@@ -60,7 +60,8 @@ pub async fn guard(State(ctx): State<Ctx>, request: Request, next: Next) -> Resp
     let request = request.map(|body| {
         Body::new(Deadline {
             inner: body,
-            sleep: Box::pin(tokio::time::sleep(deadline)),
+            deadline: tokio::time::Instant::now() + deadline,
+            sleep: None,
             timed_out: timed_out.clone(),
         })
     });
@@ -163,9 +164,11 @@ impl Throttle {
 }
 
 /// A request body that fails once its deadline passes, however slowly its bytes still come.
+/// The timer starts only when the body first has to wait: most bodies arrive with their head.
 struct Deadline {
     inner: Body,
-    sleep: Pin<Box<tokio::time::Sleep>>,
+    deadline: tokio::time::Instant,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     timed_out: Arc<AtomicBool>,
 }
 
@@ -192,7 +195,9 @@ impl HttpBody for Deadline {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame);
         }
-        ready!(self.sleep.as_mut().poll(cx));
+        let deadline = self.deadline;
+        let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        ready!(sleep.as_mut().poll(cx));
         self.timed_out.store(true, Ordering::Relaxed);
         Poll::Ready(Some(Err(axum::Error::new(TooSlow))))
     }
