@@ -96,8 +96,9 @@ fn envelope(row: &OutboxRow) -> Result<Envelope, String> {
 /// Delivers due sends until the process ends: woken by each accepted send, and once a second
 /// for retries that come due.
 pub async fn deliver_forever(ctx: Ctx, transport: Transport) {
+    let lease = Age::seconds(i64::from(ctx.settings.sending.outbox_lease_secs));
     loop {
-        let claimed = match ctx.store.claim_outbox(BATCH).await {
+        let claimed = match ctx.store.claim_outbox(BATCH, lease).await {
             Ok(claimed) => claimed,
             Err(error) => {
                 tracing::warn!(%error, "the outbox could not be read; retrying");
