@@ -19,8 +19,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::process::{self, Fixture, Gateway};
-use crate::sse;
+use crate::process::{self, Fixture, Gateway, follow};
 
 /// Concurrent clients; an acknowledge-before-commit bug once showed only at this many.
 const CLIENTS: usize = 128;
@@ -272,50 +271,5 @@ impl Load {
                 _ => self.acked.unexpected.lock().unwrap().push(format!("{status} {body}")),
             }
         }
-    }
-}
-
-/// Follows a room's stream from its start, resuming with `Last-Event-ID` whenever the
-/// connection breaks, until it has seen the seq `targets` names for the room. Returns every
-/// message event seen: (seq, message id).
-async fn follow(
-    url: String,
-    token: String,
-    room: Uuid,
-    targets: watch::Receiver<Option<HashMap<Uuid, i64>>>,
-) -> Vec<(i64, String)> {
-    let http = reqwest::Client::new();
-    let stream = format!("{url}/v1/rooms/{room}/stream");
-    let mut cursor = "0".to_owned();
-    let mut seen: Vec<(i64, String)> = Vec::new();
-    let reached = |seen: &[(i64, String)]| {
-        let target = targets.borrow().as_ref().map(|t| t[&room]);
-        target.is_some_and(|target| seen.last().map_or(0, |s| s.0) >= target)
-    };
-    loop {
-        if let Some(mut reader) = sse::try_open(&http, &stream, &token, &cursor).await {
-            loop {
-                if reached(&seen) {
-                    return seen;
-                }
-                let next = tokio::time::timeout(Duration::from_millis(500), reader.next_event());
-                match next.await {
-                    Ok(Some(event)) => {
-                        cursor = event.id.clone();
-                        if event.event == "message" {
-                            let seq = event.data["seq"].as_i64().expect("a seq");
-                            let id = event.data["id"].as_str().expect("an id").to_owned();
-                            seen.push((seq, id));
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(_) => {}
-                }
-            }
-        }
-        if reached(&seen) {
-            return seen;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -10,6 +10,7 @@ mod sse;
 mod agents;
 mod cli;
 mod crash;
+mod database_loss;
 mod events;
 mod fanout;
 mod keys;

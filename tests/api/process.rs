@@ -5,7 +5,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::sse;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kapable-comms");
 
@@ -111,8 +117,8 @@ pub fn create_org(database_url: &str) -> String {
 
 /// What the load needs: rooms, and a mailbox of a new agent.
 pub struct Fixture {
-    pub rooms: Vec<uuid::Uuid>,
-    pub mailbox: uuid::Uuid,
+    pub rooms: Vec<Uuid>,
+    pub mailbox: Uuid,
 }
 
 /// Creates `rooms` rooms and a mailbox with the org token.
@@ -141,7 +147,7 @@ pub fn send_body(subject: &str) -> Value {
 }
 
 /// Every message of a room, oldest first, read page by page.
-pub async fn room_messages(url: &str, token: &str, room: uuid::Uuid) -> Vec<Value> {
+pub async fn room_messages(url: &str, token: &str, room: Uuid) -> Vec<Value> {
     let http = reqwest::Client::new();
     let mut after = "0".to_owned();
     let mut all = Vec::new();
@@ -169,4 +175,49 @@ pub fn message_id(data: &str) -> Option<String> {
     let line = data.lines().find(|l| l.to_ascii_lowercase().starts_with("message-id:"))?;
     let value = line.split_once(':')?.1.trim();
     Some(value.trim_start_matches('<').trim_end_matches('>').to_owned())
+}
+
+/// Follows a room's stream from its start, resuming with `Last-Event-ID` whenever the
+/// connection breaks, until it has seen the seq `targets` names for the room. Returns every
+/// message event seen: (seq, message id).
+pub async fn follow(
+    url: String,
+    token: String,
+    room: Uuid,
+    targets: watch::Receiver<Option<HashMap<Uuid, i64>>>,
+) -> Vec<(i64, String)> {
+    let http = reqwest::Client::new();
+    let stream = format!("{url}/v1/rooms/{room}/stream");
+    let mut cursor = "0".to_owned();
+    let mut seen: Vec<(i64, String)> = Vec::new();
+    let reached = |seen: &[(i64, String)]| {
+        let target = targets.borrow().as_ref().map(|t| t[&room]);
+        target.is_some_and(|target| seen.last().map_or(0, |s| s.0) >= target)
+    };
+    loop {
+        if let Some(mut reader) = sse::try_open(&http, &stream, &token, &cursor).await {
+            loop {
+                if reached(&seen) {
+                    return seen;
+                }
+                let next = tokio::time::timeout(Duration::from_millis(500), reader.next_event());
+                match next.await {
+                    Ok(Some(event)) => {
+                        cursor = event.id.clone();
+                        if event.event == "message" {
+                            let seq = event.data["seq"].as_i64().expect("a seq");
+                            let id = event.data["id"].as_str().expect("an id").to_owned();
+                            seen.push((seq, id));
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_) => {}
+                }
+            }
+        }
+        if reached(&seen) {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
