@@ -14,7 +14,7 @@ use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Execu
 
 use crate::config::Settings;
 use crate::state::Ctx;
-use crate::store::{Delivery, OutboxRow, now};
+use crate::store::{Delivery, OutboxRow, StoreError, now};
 
 /// Rows claimed per round.
 const BATCH: i64 = 16;
@@ -131,8 +131,28 @@ async fn attempt(ctx: &Ctx, transport: &Transport, row: &OutboxRow) {
         Delivery::Deferred(_, why) => tracing::info!(mail_id = %row.mail_id, %why, "mail deferred"),
         Delivery::Failed(why) => tracing::warn!(mail_id = %row.mail_id, %why, "mail failed"),
     }
-    // Unrecorded, the lease expires and the same message is tried again.
-    if let Err(error) = ctx.store.record_delivery(row, &delivery, &ctx.settings.sending).await {
-        tracing::error!(%error, mail_id = %row.mail_id, "recording a delivery failed");
+    record(ctx, row, &delivery).await;
+}
+
+/// Records an attempt's outcome, retrying while the database is unreachable for as long as
+/// the row's lease lasts. Unrecorded, the lease expires and the message is sent again: a
+/// database that is away for a moment should not cost a second copy of every mail in flight.
+async fn record(ctx: &Ctx, row: &OutboxRow, delivery: &Delivery) {
+    let lease = Duration::from_secs(u64::from(ctx.settings.sending.outbox_lease_secs));
+    let give_up = tokio::time::Instant::now() + lease / 2;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let error = match ctx.store.record_delivery(row, delivery, &ctx.settings.sending).await {
+            Ok(()) => return,
+            Err(error) => error,
+        };
+        let retryable = matches!(error, StoreError::Unavailable(_));
+        if !retryable || tokio::time::Instant::now() + pause > give_up {
+            tracing::error!(%error, mail_id = %row.mail_id, "recording a delivery failed");
+            return;
+        }
+        tracing::warn!(%error, mail_id = %row.mail_id, "recording a delivery failed; retrying");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
     }
 }
