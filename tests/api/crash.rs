@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::process::{self, Fixture, Gateway, follow};
+use crate::process::{self, Fixture, Gateway, Streamed, follow};
 
 /// Concurrent clients; an acknowledge-before-commit bug once showed only at this many.
 const CLIENTS: usize = 128;
@@ -167,7 +167,7 @@ async fn check_posts(
 async fn check_streams(
     stored: HashMap<Uuid, Vec<(i64, String)>>,
     done: watch::Sender<Option<HashMap<Uuid, i64>>>,
-    subscribers: Vec<(Uuid, tokio::task::JoinHandle<Vec<(i64, String)>>)>,
+    subscribers: Vec<(Uuid, tokio::task::JoinHandle<Streamed>)>,
 ) {
     let last = stored.iter().map(|(room, rows)| (*room, rows.last().map_or(0, |r| r.0))).collect();
     done.send_replace(Some(last));

@@ -42,7 +42,7 @@ impl Gateway {
         let mut args: Vec<String> =
             ["serve", "--listen", &listen, "--database-url", database_url].map(String::from).into();
         args.extend(["--outbox-dir".into(), dir.path().join("outbox").display().to_string()]);
-        args.extend(extra.iter().map(|a| a.to_string()));
+        args.extend(extra.iter().map(ToString::to_string));
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let log = dir.path().join("gateway.log");
         let mut gateway =
@@ -177,6 +177,9 @@ pub fn message_id(data: &str) -> Option<String> {
     Some(value.trim_start_matches('<').trim_end_matches('>').to_owned())
 }
 
+/// Message events a stream delivered: (seq, message id), in the order they came.
+pub type Streamed = Vec<(i64, String)>;
+
 /// Follows a room's stream from its start, resuming with `Last-Event-ID` whenever the
 /// connection breaks, until it has seen the seq `targets` names for the room. Returns every
 /// message event seen: (seq, message id).
@@ -185,7 +188,7 @@ pub async fn follow(
     token: String,
     room: Uuid,
     targets: watch::Receiver<Option<HashMap<Uuid, i64>>>,
-) -> Vec<(i64, String)> {
+) -> Streamed {
     let http = reqwest::Client::new();
     let stream = format!("{url}/v1/rooms/{room}/stream");
     let mut cursor = "0".to_owned();
