@@ -1,8 +1,9 @@
 //! Database loss: the gateway reaches Postgres through a proxy the test controls, which cuts
 //! every connection (and refuses new ones) under load, then restores them. While it is cut,
 //! requests answer 503 `unavailable` promptly and `/readyz` says not ready; once restored the
-//! gateway recovers by itself: nothing acknowledged is lost, a stream resumes without a gap,
-//! the outbox delivers what it accepted and the Telegram relay catches up, both ways.
+//! gateway recovers by itself: nothing acknowledged is lost, a stream that reconnected while
+//! the database was away resumes without a gap, the outbox delivers what it accepted and the
+//! Telegram relay catches up, both ways.
 //!
 //! Postgres only (a SQLite file cannot be cut off); skipped without `TEST_DATABASE_URL`.
 
@@ -87,8 +88,13 @@ async fn a_lost_database_answers_503_and_everything_catches_up_once_it_returns()
     let (busy, bridged) = (fixture.rooms[0], fixture.rooms[1]);
     link(&gateway.url, &token, bridged).await;
 
+    // The subscriber reaches the gateway through a proxy of its own, cut with the database,
+    // so that it reconnects while the database is away and resumes once it is back.
+    let gateway_addr = gateway.url["http://".len()..].parse().unwrap();
+    let stream_link = TcpProxy::start(gateway_addr).await.expect("the proxy starts");
     let (done, targets) = watch::channel(None);
-    let subscriber = tokio::spawn(follow(gateway.url.clone(), token.clone(), busy, targets));
+    let stream_url = format!("http://{}", stream_link.addr);
+    let subscriber = tokio::spawn(follow(stream_url, token.clone(), busy, targets));
     let seen = Arc::new(Seen::default());
     let (stop, stopped) = watch::channel(false);
     let mut clients = Vec::new();
@@ -105,10 +111,12 @@ async fn a_lost_database_answers_503_and_everything_catches_up_once_it_returns()
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before_cut = seen.sends.lock().unwrap().clone();
     proxy.cut();
+    stream_link.cut();
     fake.user_says(CHAT, (7, "Ada", "Lovelace"), "said while the database was away");
     let cut_at = tokio::time::Instant::now();
     answers_unavailable_while_cut(&gateway, &token, busy).await;
     eprintln!("503 answers while cut came within {:?}", cut_at.elapsed());
+    stream_link.restore();
     // Long enough for every worker to meet the cut database a few times.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let during = *seen.unavailable.lock().unwrap();
