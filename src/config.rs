@@ -327,6 +327,17 @@ pub struct SendPolicy {
         default_value_t = SendPolicy::DEFAULT.failures,
     )]
     pub failures: i64,
+
+    /// Seconds a send claimed by an outbox worker stays reserved for it; a send whose worker
+    /// died (a crash mid-delivery) is tried again once this has passed. Keep it above the
+    /// longest delivery the relay takes, or a slow delivery is attempted twice.
+    #[arg(
+        long = "outbox-lease-secs",
+        env = "OUTBOX_LEASE_SECS",
+        default_value_t = SendPolicy::DEFAULT.outbox_lease_secs,
+        value_parser = clap::value_parser!(u32).range(1..=3600)
+    )]
+    pub outbox_lease_secs: u32,
 }
 
 impl SendPolicy {
@@ -340,6 +351,7 @@ impl SendPolicy {
         volume_min: 50,
         limit_hits: 10,
         failures: 5,
+        outbox_lease_secs: 60,
     };
 }
 

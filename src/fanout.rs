@@ -161,11 +161,14 @@ impl Hub {
 
 /// Reads the scope's log from its head on and broadcasts each batch, until aborted.
 async fn read(store: Store, scope: Scope, batches: broadcast::Sender<Arc<Batch>>) {
-    let mut from = match store.head().await {
-        Ok(head) => head,
-        Err(error) => {
-            tracing::warn!(%error, "a feed could not find the head of the log");
-            Position::default()
+    // Without the head, starting from the log's beginning would re-read all of it: wait.
+    let mut from = loop {
+        match store.head().await {
+            Ok(head) => break head,
+            Err(error) => {
+                tracing::warn!(%error, "a feed could not find the head of the log; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
         }
     };
     let mut follower = Follower::new(&store, scope, from);

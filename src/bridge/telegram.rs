@@ -167,8 +167,11 @@ async fn keep_lease(ctx: &Ctx, telegram: &Telegram, bot_id: i64) {
             }
             Ok(None) => telegram.leading.store(false, Ordering::SeqCst),
             Err(error) => {
-                tracing::warn!(%error, "the Telegram lease could not be renewed");
+                tracing::warn!(%error, "the Telegram lease could not be renewed; retrying");
                 telegram.leading.store(false, Ordering::SeqCst);
+                // The relay is paused until the lease is back: try again soon, not in 10 s.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
             }
         }
         tokio::time::sleep(RENEW_EVERY).await;

@@ -14,7 +14,7 @@ use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Execu
 
 use crate::config::Settings;
 use crate::state::Ctx;
-use crate::store::{Delivery, OutboxRow, now};
+use crate::store::{Delivery, OutboxRow, StoreError, now};
 
 /// Rows claimed per round.
 const BATCH: i64 = 16;
@@ -96,8 +96,9 @@ fn envelope(row: &OutboxRow) -> Result<Envelope, String> {
 /// Delivers due sends until the process ends: woken by each accepted send, and once a second
 /// for retries that come due.
 pub async fn deliver_forever(ctx: Ctx, transport: Transport) {
+    let lease = Age::from_std(lease_of(&ctx)).expect("a lease of at most an hour");
     loop {
-        let claimed = match ctx.store.claim_outbox(BATCH).await {
+        let claimed = match ctx.store.claim_outbox(BATCH, lease).await {
             Ok(claimed) => claimed,
             Err(error) => {
                 tracing::warn!(%error, "the outbox could not be read; retrying");
@@ -112,13 +113,26 @@ pub async fn deliver_forever(ctx: Ctx, transport: Transport) {
             }
             continue;
         }
+        // Recording an outcome is retried only while the lease (less a margin) still holds.
+        let lease_ends = tokio::time::Instant::now() + lease_of(&ctx) * 9 / 10;
         // The batch goes out at once, over as many relay connections as the pool allows.
-        futures::future::join_all(claimed.iter().map(|row| attempt(&ctx, &transport, row))).await;
+        let attempts = claimed.iter().map(|row| attempt(&ctx, &transport, row, lease_ends));
+        futures::future::join_all(attempts).await;
     }
 }
 
+/// How long a claimed row stays reserved for this worker (`--outbox-lease-secs`).
+fn lease_of(ctx: &Ctx) -> Duration {
+    Duration::from_secs(u64::from(ctx.settings.sending.outbox_lease_secs))
+}
+
 /// Delivers one claimed row and records the outcome.
-async fn attempt(ctx: &Ctx, transport: &Transport, row: &OutboxRow) {
+async fn attempt(
+    ctx: &Ctx,
+    transport: &Transport,
+    row: &OutboxRow,
+    lease_ends: tokio::time::Instant,
+) {
     let delivery = transport.deliver(row).await;
     ctx.metrics.mail_outcome(match &delivery {
         Delivery::Sent => "delivered",
@@ -130,8 +144,26 @@ async fn attempt(ctx: &Ctx, transport: &Transport, row: &OutboxRow) {
         Delivery::Deferred(_, why) => tracing::info!(mail_id = %row.mail_id, %why, "mail deferred"),
         Delivery::Failed(why) => tracing::warn!(mail_id = %row.mail_id, %why, "mail failed"),
     }
-    // Unrecorded, the lease expires and the same message is tried again.
-    if let Err(error) = ctx.store.record_delivery(row, &delivery, &ctx.settings.sending).await {
-        tracing::error!(%error, mail_id = %row.mail_id, "recording a delivery failed");
+    record(ctx, row, &delivery, lease_ends).await;
+}
+
+/// Records an attempt's outcome, retrying while the database is unreachable and the row's
+/// lease lasts. Unrecorded, the lease expires and the message is sent again: a database that
+/// is away for a moment should not cost a second copy of every mail in flight.
+async fn record(ctx: &Ctx, row: &OutboxRow, delivery: &Delivery, give_up: tokio::time::Instant) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let error = match ctx.store.record_delivery(row, delivery, &ctx.settings.sending).await {
+            Ok(()) => return,
+            Err(error) => error,
+        };
+        let retryable = matches!(error, StoreError::Unavailable(_));
+        if !retryable || tokio::time::Instant::now() + pause > give_up {
+            tracing::error!(%error, mail_id = %row.mail_id, "recording a delivery failed");
+            return;
+        }
+        tracing::warn!(%error, mail_id = %row.mail_id, "recording a delivery failed; retrying");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
     }
 }

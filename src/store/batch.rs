@@ -13,7 +13,9 @@
 //! id order within a batch, so lanes of several instances on one Postgres cannot deadlock.
 //! SQLite has one writer whatever we do, so it gets one lane; Postgres gets a few, which
 //! commit in parallel. If a batch fails, each of its posts is retried in a transaction of its
-//! own, so one bad post gets its own error and never fails the others.
+//! own, so one bad post gets its own error and never fails the others; but not when the
+//! database is unreachable: a commit whose answer was lost may have landed, and retrying would
+//! store its posts twice, so every post of the batch answers `unavailable` instead.
 
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -71,6 +73,11 @@ fn stopped() -> StoreError {
     StoreError::Unavailable(sqlx::Error::PoolClosed)
 }
 
+/// The error each post of a batch that met no database is answered with.
+fn unavailable(cause: &std::sync::Arc<sqlx::Error>) -> StoreError {
+    StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(std::sync::Arc::clone(cause))))
+}
+
 /// Writes batches from `jobs` until every sender is gone.
 async fn run_lane(store: Store, mut jobs: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -90,6 +97,15 @@ async fn write(store: &Store, mut jobs: Vec<Job>) {
             for (job, row) in jobs.into_iter().zip(rows) {
                 // A post whose client went away is committed all the same.
                 let _ = job.reply.send(Ok(row));
+            }
+        }
+        // The database is unreachable: a retry would fail the same way, and worse, a commit
+        // whose answer was lost may have landed, so a retry could store the posts twice.
+        Err(StoreError::Unavailable(cause)) => {
+            tracing::debug!(error = %cause, posts = jobs.len(), "a batch met no database");
+            let cause = std::sync::Arc::new(cause);
+            for job in jobs {
+                let _ = job.reply.send(Err(unavailable(&cause)));
             }
         }
         Err(error) if jobs.len() > 1 => {

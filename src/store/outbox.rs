@@ -16,9 +16,6 @@ use super::{Db, Store, StoreError, now, on_pool};
 use crate::config::SendPolicy;
 use crate::mail::policy::{self, Refusal, Usage};
 
-/// How long a claimed row is reserved for the worker that claimed it.
-const LEASE: Duration = Duration::seconds(60);
-
 /// A send about to be accepted.
 #[derive(Debug)]
 pub struct NewSend {
@@ -317,8 +314,12 @@ impl Store {
         Ok(depth.try_into().unwrap_or_default())
     }
 
-    /// Claims up to `limit` due outbox rows for this worker.
-    pub async fn claim_outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+    /// Claims up to `limit` due outbox rows for this worker, reserved for it for `lease`.
+    pub async fn claim_outbox(
+        &self,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
         let due = "SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 \
                    AND (lease_until IS NULL OR lease_until < $2) ORDER BY next_attempt_at LIMIT $3";
         let columns = "id, org_id, mailbox_id, mail_id, envelope_from, recipients, raw, attempts";
@@ -329,7 +330,7 @@ impl Store {
                     "UPDATE outbox SET lease_until = $1 WHERE id IN ({due}) RETURNING {columns}"
                 );
                 sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(at + LEASE)
+                    .bind(at + lease)
                     .bind(at)
                     .bind(limit)
                     .fetch_all(pool)
@@ -341,7 +342,7 @@ impl Store {
                      RETURNING {columns}"
                 );
                 sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(at + LEASE)
+                    .bind(at + lease)
                     .bind(at)
                     .bind(limit)
                     .fetch_all(pool)

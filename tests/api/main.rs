@@ -4,10 +4,13 @@
 //! (`postgres://postgres@127.0.0.1:5432/`); each test then gets a database of its own.
 
 mod helpers;
+mod process;
 mod sse;
 
 mod agents;
 mod cli;
+mod crash;
+mod database_loss;
 mod events;
 mod fanout;
 mod hygiene;

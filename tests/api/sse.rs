@@ -22,6 +22,22 @@ pub struct SseReader {
     buffer: String,
 }
 
+/// Opens `url` as a stream like [`open`], but a connection that fails is `None`, not a panic.
+pub async fn try_open(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    last_event_id: &str,
+) -> Option<SseReader> {
+    let request = http
+        .get(url)
+        .header("accept", "text/event-stream")
+        .bearer_auth(token)
+        .header("last-event-id", last_event_id);
+    let response = request.send().await.ok().filter(|r| r.status() == StatusCode::OK)?;
+    Some(SseReader { body: response.bytes_stream().boxed(), buffer: String::new() })
+}
+
 /// Opens `url` as a stream; the status and, when it is 200, the reader.
 pub async fn open(
     http: &reqwest::Client,
@@ -54,7 +70,8 @@ impl SseReader {
             .expect("an event within the time limit")
     }
 
-    async fn next_event(&mut self) -> Option<SseEvent> {
+    /// The next event, or `None` when the stream ended or broke; waits as long as it takes.
+    pub async fn next_event(&mut self) -> Option<SseEvent> {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let frame: String = self.buffer.drain(..end + 2).collect();
