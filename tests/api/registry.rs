@@ -197,7 +197,33 @@ async fn every_path_parameter_that_is_not_an_id_is_a_400_naming_it(app: TestApp)
     }
 }
 
+/// Postgres stores no NUL in text or JSON: a NUL anywhere in an input is a 400 on either store,
+/// never a 500, and nothing is written.
+async fn a_nul_character_in_any_input_string_is_a_400_naming_its_field(app: TestApp) {
+    let token = Some(app.org.token.as_str());
+    let room = json!({ "name": "r", "metadata": { "note": "a\u{0}b" } });
+    let (status, answer) = app.call(Method::POST, "/v1/rooms", token, Some(room)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"]["details"]["field"], "metadata");
+    let (_, rooms) = app.call(Method::GET, "/v1/rooms", token, None).await;
+    assert_eq!(rooms["rooms"], json!([]), "no room was created");
+
+    let agent = json!({ "name": "a", "metadata": { "k\u{0}": 1 } });
+    let (status, answer) = app.call(Method::POST, "/v1/agents", token, Some(agent)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a NUL in a key too: {answer}");
+}
+
+/// A body of `null` is not the JSON object the document asks for.
+async fn a_body_of_null_is_a_400(app: TestApp) {
+    let token = Some(app.org.token.as_str());
+    let (status, answer) =
+        app.call(Method::POST, "/v1/stream-tickets", token, Some(Value::Null)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+}
+
 on_both_databases!(
+    a_nul_character_in_any_input_string_is_a_400_naming_its_field,
+    a_body_of_null_is_a_400,
     every_operation_that_needs_a_caller_answers_401_without_a_token,
     every_operation_answers_404_for_another_orgs_ids,
     every_operation_names_an_unknown_field_over_rest_and_mcp,

@@ -50,11 +50,15 @@ def test_the_rest_api_conforms_to_its_openapi_document(
 
     command = [
         sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "--no-color",
-        "run", f"{base}/openapi.json", "--checks", "all", "--max-time", str(FUZZ_SECONDS),
+        # Every check is on unless the configuration turns one off for one operation, saying why
+        # (`--checks all` would turn it back on).
+        "run", f"{base}/openapi.json", "--max-time", str(FUZZ_SECONDS),
         "--workers", "2", "--request-timeout", "10",
         *(argument for op in EXCLUDED for argument in ("--exclude-operation-id", op)),
     ]
     run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    # Shown with `pytest -s`: what ran, how long, and the warnings about what it could not reach.
+    print(run.stdout)
     assert run.returncode == 0, f"schemathesis found failures:\n{run.stdout}\n{run.stderr}"
 
 
@@ -114,11 +118,24 @@ def settings(auth: Path, seeds: list[dict[str, list[str]]]) -> str:
         f"path = {json.dumps(str(auth))}",
         'peers = ["alpha", "beta"]',
         "",
-        # A valid-looking invite token that was used up, revoked or expired is 410, as documented.
+        # No input text may hold U+0000 (Postgres stores none); the README says so once rather
+        # than every string of the document.
+        "[generation]",
+        "allow-x00 = false",
+        "",
+        # A well-formed invite token that was used up, revoked or expired is 410, as documented.
+        *accepting("join_room", "410"),
+        # Rules no JSON Schema can state, each answered 400 naming its field: `before` and
+        # `after` of one query exclude each other; `reply_to` must be a message of the room; a
+        # recipient list must parse as RFC 5322 addresses, and `from` must be the mailbox's own.
+        *accepting("list_room_messages", "400"),
+        *accepting("post_room_message", "400"),
+        *accepting("send_email", "400"),
+        # Its 404 may be about the body's `agent_id` (an agent of another org, or none), which
+        # the check would take for the room the path names.
         "[[operations]]",
-        'include-operation-id = "join_room"',
-        "checks.positive_data_acceptance.expected-statuses = "
-        '["2xx", "3xx", "401", "403", "404", "409", "410", "429", "5xx"]',
+        'include-operation-id = "invite_agent_to_room"',
+        "checks.ensure_resource_availability.enabled = false",
         "",
     ]
     names = sorted({name for ids in seeds for name in ids})
@@ -130,3 +147,14 @@ def settings(auth: Path, seeds: list[dict[str, list[str]]]) -> str:
         for location in ("path", "query", "body"):
             lines.append(f'"{location}.{name}" = {{ dictionary = "{name}", probability = 0.5 }}')
     return "\n".join(lines) + "\n"
+
+
+def accepting(operation: str, status: str) -> list[str]:
+    """Lets `operation` answer schema-valid data with `status` besides the usual answers."""
+    statuses = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx", status]
+    return [
+        "[[operations]]",
+        f'include-operation-id = "{operation}"',
+        f"checks.positive_data_acceptance.expected-statuses = {json.dumps(statuses)}",
+        "",
+    ]
