@@ -5,7 +5,8 @@ refused and good data accepted. Two orgs take part as peers, each with its own a
 `object_level_authorization` check replays one org's reads with the other's token and fails if
 an object crosses over. Each org starts with a few real objects (an agent and its key, a mailbox
 with a channel and a sent message, a room with a message and an invite, an app token), offered to
-the fuzzer for the path and body ids that name them so that it reaches past the 404s.
+the fuzzer for the path and body ids that name them so that it reaches past the 404s. Both orgs
+are new, so what the fuzzer deletes or revokes is theirs alone.
 
 The long poll (`wait_for_events`) is left out; the streams are not operations and are not in the
 document. The run is bounded by KAPABLE_FUZZ_SECONDS (default 120); a failure prints
@@ -33,11 +34,12 @@ EXCLUDED = ["wait_for_events"]
 
 
 def test_the_rest_api_conforms_to_its_openapi_document(
-    mcp_url: str, app_token: str, database_url: str, tmp_path: Path
+    mcp_url: str, database_url: str, tmp_path: Path
 ) -> None:
     base = mcp_url.split("/v1/mcp/")[0]
-    second = create_org("fuzz-peer", database_url)
-    tokens = {"alpha": app_token, "beta": second}
+    # Orgs of its own: the fuzzer deletes and revokes what it finds, and the other tests need
+    # the first org's agent and key.
+    tokens = {name: create_org(f"fuzz-{name}", database_url) for name in ("alpha", "beta")}
     seeds = [seed(base, token) for token in tokens.values()]
 
     auth = tmp_path / "auth.json"
