@@ -3,6 +3,10 @@
 //! Each operation's input schema is split into its path parameters, its query parameters (for
 //! GET and DELETE) or its JSON body (for POST and PUT); its output schema is the success
 //! response. Shared types live under `#/components/schemas`. The document is built once.
+//!
+//! An operation that creates an object links to the operations on that object, the routes
+//! below its own path: their next path parameter is the created object's field of that name, or
+//! its `id`, so that a client following links never takes one id for another.
 
 use std::sync::LazyLock;
 
@@ -38,6 +42,9 @@ pub fn document() -> Value {
         let item = paths.entry(op.path).or_insert_with(|| json!({}));
         let method = op.method.as_str().to_ascii_lowercase();
         item[method] = operation(op, &mut inputs, &mut outputs);
+    }
+    for op in ops::all() {
+        add_links(op, &mut paths);
     }
 
     // Registers `ErrorEnvelope` and the types it uses among the definitions.
@@ -106,20 +113,63 @@ fn operation(op: &Operation, inputs: &mut SchemaGenerator, outputs: &mut SchemaG
     if matches!(op.method, Method::POST | Method::PUT) {
         let body_required: Vec<&str> =
             required.iter().copied().filter(|r| !path_params.contains(r)).collect();
+        let mut schema = json!({
+            "type": "object",
+            "properties": body,
+            "required": body_required,
+            "additionalProperties": false,
+        });
+        // Rules between fields (one of two fields required, one allowed only with a kind).
+        for rule in ["anyOf", "oneOf", "allOf"] {
+            if let Some(branches) = input.get(rule) {
+                schema[rule] = branches.clone();
+            }
+        }
         operation["requestBody"] = json!({
             "required": !body_required.is_empty(),
-            "content": { "application/json": { "schema": {
-                "type": "object",
-                "properties": body,
-                "required": body_required,
-                "additionalProperties": false,
-            }}},
+            "content": { "application/json": { "schema": schema } },
         });
     }
     if op.callers.is_public() {
         operation["security"] = json!([]);
     }
     operation
+}
+
+/// Links from the success responses of a creating operation to the operations below its path.
+fn add_links(op: &Operation, paths: &mut Map<String, Value>) {
+    if op.success != StatusCode::CREATED {
+        return;
+    }
+    let method = op.method.as_str().to_ascii_lowercase();
+    let responses = &paths[op.path][&method]["responses"];
+    let fields = responses["201"]["content"]["application/json"]["schema"]["properties"].clone();
+    let mut links = Map::new();
+    for target in ops::all() {
+        let Some(rest) = target.path.strip_prefix(op.path).and_then(|r| r.strip_prefix("/{"))
+        else {
+            continue;
+        };
+        let Some((name, _)) = rest.split_once('}') else { continue };
+        let field = if fields.get(name).is_some() { name } else { "id" };
+        if fields.get(field).is_none() {
+            continue;
+        }
+        let mut parameters: Map<String, Value> =
+            op.path_params().map(|p| (p.to_owned(), json!(format!("$request.path.{p}")))).collect();
+        parameters.insert(name.to_owned(), json!(format!("$response.body#/{field}")));
+        links.insert(
+            target.name.to_owned(),
+            json!({ "operationId": target.name, "parameters": parameters }),
+        );
+    }
+    if links.is_empty() {
+        return;
+    }
+    let responses = &mut paths[op.path][&method]["responses"];
+    for status in ["200", "201"] {
+        responses[status]["links"] = Value::Object(links.clone());
+    }
 }
 
 fn parameter(name: &str, location: &str, properties: &Map<String, Value>, required: bool) -> Value {

@@ -11,13 +11,14 @@ pub const DESCRIPTION_MAX: usize = 1000;
 /// The largest metadata object, in bytes of JSON.
 pub const METADATA_MAX_BYTES: usize = 16 * 1024;
 
-/// A required name: trimmed, 1 to `max` characters, no control characters.
+/// A required name: at most `max` characters, no control characters, trimmed, not empty.
 pub fn name<'a>(field: &str, value: &'a str, max: usize) -> ApiResult<&'a str> {
-    let value = value.trim();
+    // The length counts the text as sent, as the `maxLength` of the schemas does.
+    let value = text(field, value, max)?.trim();
     if value.is_empty() {
         return Err(ApiError::invalid_field(field, "must not be empty"));
     }
-    text(field, value, max)
+    Ok(value)
 }
 
 /// Free text of at most `max` characters, no control characters other than line breaks and tabs.

@@ -69,7 +69,7 @@ impl InputShape {
     /// Merges path, query, body and idempotency key into one input object.
     pub fn merge(&self, raw: RawInput) -> ApiResult<Value> {
         let mut input = match raw.body {
-            None | Some(Value::Null) => Map::new(),
+            None => Map::new(),
             Some(Value::Object(map)) => map,
             Some(_) => return Err(ApiError::invalid("the request body must be a JSON object")),
         };
@@ -107,9 +107,17 @@ impl InputShape {
     pub fn decode<I: DeserializeOwned>(&self, input: Value) -> ApiResult<I> {
         let input = match input {
             Value::Null => Value::Object(Map::new()),
-            Value::Object(map) => Value::Object(map),
+            Value::Object(map) => Value::Object(self.whole_numbers(map)),
             _ => return Err(ApiError::invalid("the input must be a JSON object")),
         };
+        if let Some((field, _)) = input.as_object().into_iter().flatten().find(|(_, v)| has_nul(v))
+        {
+            // Postgres stores no NUL in text or JSON; refusing it everywhere keeps both stores alike.
+            return Err(ApiError::invalid_field(
+                field,
+                "must not contain the NUL character (U+0000)",
+            ));
+        }
         if let Some(unknown) = input.as_object().into_iter().flatten().find(|(k, _)| !self.has(k)) {
             let expected: Vec<&str> = self.field_names().collect();
             let expected = if expected.is_empty() { "none".into() } else { expected.join(", ") };
@@ -132,6 +140,22 @@ impl InputShape {
         })
     }
 
+    /// Turns `5.0` into `5` in the integer fields: JSON Schema counts it as an integer, and so
+    /// do clients whose numbers are all floating point.
+    fn whole_numbers(&self, mut input: Map<String, Value>) -> Map<String, Value> {
+        for (name, value) in &mut input {
+            if self.fields.get(name) != Some(&FieldKind::Integer) || !value.is_f64() {
+                continue;
+            }
+            let number = value.as_f64().unwrap_or(f64::NAN);
+            // `i64::MAX as f64` rounds up to 2^63, which is out of range: the end is excluded.
+            if number.fract() == 0.0 && (i64::MIN as f64..i64::MAX as f64).contains(&number) {
+                *value = Value::from(number as i64);
+            }
+        }
+        input
+    }
+
     /// Turns a text value from the path or query into the JSON type its field expects.
     fn coerce(&self, name: &str, text: String) -> ApiResult<Value> {
         let kind = self.fields.get(name).copied().unwrap_or(FieldKind::Other);
@@ -149,6 +173,16 @@ impl InputShape {
             };
             ApiError::invalid_field(name, format!("must be {expected}, got `{text}`"))
         })
+    }
+}
+
+/// Whether a JSON value holds U+0000 in any string or key.
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(key, item)| key.contains('\0') || has_nul(item)),
+        _ => false,
     }
 }
 
@@ -243,5 +277,25 @@ mod tests {
     fn a_body_that_is_not_an_object_is_refused() {
         let shape = InputShape::of::<Input>();
         assert!(shape.merge(raw(&[], &[], json!([1, 2]))).is_err());
+        assert!(shape.merge(raw(&[], &[], Value::Null)).is_err());
+    }
+
+    #[test]
+    fn a_nul_character_anywhere_in_a_field_is_refused_naming_the_field() {
+        let shape = InputShape::of::<Input>();
+        let input = json!({"agent_id": uuid::Uuid::nil(), "name": "a\u{0}b"});
+        let error = shape.decode::<Input>(input).unwrap_err();
+        assert_eq!(error.details["field"], "name");
+    }
+
+    #[test]
+    fn a_whole_number_written_with_a_fraction_is_an_integer() {
+        let shape = InputShape::of::<Input>();
+        let id = uuid::Uuid::nil();
+        let input: Input =
+            shape.decode(json!({"agent_id": id, "name": "a", "limit": 20.0})).unwrap();
+        assert_eq!(input.body.limit, Some(20));
+        let error = shape.decode::<Input>(json!({"agent_id": id, "name": "a", "limit": 2.5}));
+        assert!(error.is_err());
     }
 }

@@ -2,10 +2,14 @@
 //!
 //! Each adapter brings its own generator: MCP wants self-contained schemas, OpenAPI wants
 //! shared definitions under `#/components/schemas`. Inputs are described as they deserialize,
-//! outputs as they serialize (a field skipped when empty is then not "required").
+//! outputs as they serialize (a field skipped when empty is then not "required"). An integer's
+//! `format` names its Rust type; its `minimum` and `maximum` say the same to validators that do
+//! not read formats, so that a number the type cannot hold is outside the schema.
 
 use schemars::generate::SchemaSettings;
+use schemars::transform::RecursiveTransform;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde_json::Value;
 
 /// Generates a root schema with the generator it is given.
 pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
@@ -24,6 +28,7 @@ pub fn generator(serialize: bool, definitions: &'static str) -> SchemaGenerator 
         s.definitions_path = definitions.into();
         s.meta_schema = None;
     });
+    let settings = settings.with_transform(RecursiveTransform(bound_integers));
     let settings = if serialize { settings.for_serialize() } else { settings.for_deserialize() };
     settings.into_generator()
 }
@@ -35,4 +40,47 @@ pub fn standalone(schema: SchemaFn, serialize: bool) -> serde_json::Map<String, 
     let object = object.as_object_mut().expect("a struct's schema is an object");
     object.remove("title");
     std::mem::take(object)
+}
+
+/// Adds the range of an integer's Rust type, as its `format` names it, where none is given.
+fn bound_integers(schema: &mut Schema) {
+    let (min, max): (i64, u64) = match schema.get("format").and_then(Value::as_str) {
+        Some("int8") => (i8::MIN.into(), i8::MAX as u64),
+        Some("int16") => (i16::MIN.into(), i16::MAX as u64),
+        Some("int32") => (i32::MIN.into(), i32::MAX as u64),
+        Some("int64") => (i64::MIN, i64::MAX as u64),
+        Some("uint8") => (0, u8::MAX.into()),
+        Some("uint16") => (0, u16::MAX.into()),
+        Some("uint32") => (0, u32::MAX.into()),
+        Some("uint64") => (0, u64::MAX),
+        _ => return,
+    };
+    let Some(object) = schema.as_object_mut() else { return };
+    object.entry("minimum").or_insert(min.into());
+    object.entry("maximum").or_insert(max.into());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(JsonSchema)]
+    #[expect(dead_code, reason = "only the schema is read")]
+    struct Numbers {
+        small: u32,
+        #[schemars(extend("minimum" = 1, "maximum" = 200))]
+        limit: Option<u32>,
+        signed: i64,
+    }
+
+    #[test]
+    fn integers_are_bounded_by_their_type_unless_the_field_says_more() {
+        let schema = standalone(input_of::<Numbers>, false);
+        let property = |name: &str| schema["properties"][name].clone();
+        assert_eq!(property("small")["maximum"], u32::MAX);
+        assert_eq!(property("limit")["minimum"], 1);
+        assert_eq!(property("limit")["maximum"], 200);
+        assert_eq!(property("signed")["minimum"], i64::MIN);
+        assert_eq!(property("signed")["maximum"], i64::MAX);
+    }
 }

@@ -275,7 +275,50 @@ async fn every_path_parameter_that_is_not_an_id_is_a_400_naming_it(app: TestApp)
     }
 }
 
+/// Postgres stores no NUL in text or JSON: a NUL anywhere in an input is a 400 on either store,
+/// never a 500, and nothing is written.
+async fn a_nul_character_in_any_input_string_is_a_400_naming_its_field(app: TestApp) {
+    let token = Some(app.org.token.as_str());
+    let room = json!({ "name": "r", "metadata": { "note": "a\u{0}b" } });
+    let (status, answer) = app.call(Method::POST, "/v1/rooms", token, Some(room)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"]["details"]["field"], "metadata");
+    let (_, rooms) = app.call(Method::GET, "/v1/rooms", token, None).await;
+    assert_eq!(rooms["rooms"], json!([]), "no room was created");
+
+    let agent = json!({ "name": "a", "metadata": { "k\u{0}": 1 } });
+    let (status, answer) = app.call(Method::POST, "/v1/agents", token, Some(agent)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a NUL in a key too: {answer}");
+}
+
+/// Postgres gives a stored JSON number back as all its digits; the largest ones still read back
+/// as the numbers written, and the rows that hold them stay listable.
+async fn extreme_numbers_in_metadata_read_back_as_written(app: TestApp) {
+    let token = Some(app.org.token.as_str());
+    let numbers = json!([f64::MIN, f64::MAX, 1.5e-300, 3181195.3020642954]);
+    let agent = json!({ "name": "extreme", "metadata": { "numbers": numbers } });
+    let (status, created) = app.call(Method::POST, "/v1/agents", token, Some(agent)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["metadata"]["numbers"], numbers);
+    let (status, listed) = app.call(Method::GET, "/v1/agents", token, None).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let agents = listed["agents"].as_array().unwrap();
+    let ours = agents.iter().find(|a| a["name"] == "extreme").expect("the agent is listed");
+    assert_eq!(ours["metadata"]["numbers"], numbers);
+}
+
+/// A body of `null` is not the JSON object the document asks for.
+async fn a_body_of_null_is_a_400(app: TestApp) {
+    let token = Some(app.org.token.as_str());
+    let (status, answer) =
+        app.call(Method::POST, "/v1/stream-tickets", token, Some(Value::Null)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+}
+
 on_both_databases!(
+    a_nul_character_in_any_input_string_is_a_400_naming_its_field,
+    a_body_of_null_is_a_400,
+    extreme_numbers_in_metadata_read_back_as_written,
     every_operation_that_needs_a_caller_answers_401_without_a_token,
     every_operation_answers_404_for_another_orgs_ids,
     every_stream_answers_404_for_another_orgs_ids,

@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # The org app token the started server printed on its first start (absent for KAPABLE_MCP_URL).
 APP_TOKEN: dict[str, str] = {}
+# The database URL of the started server (absent for KAPABLE_MCP_URL).
+DATABASE: dict[str, str] = {}
 
 
 def server_binary() -> Path:
@@ -47,6 +49,14 @@ def app_token(mcp_url: str) -> str:
 
 
 @pytest.fixture(scope="session")
+def database_url(mcp_url: str) -> str:
+    """The database URL of the started server, for `kapable-comms admin`."""
+    if "url" not in DATABASE:
+        pytest.skip("no database: the server was not started by these tests")
+    return DATABASE["url"]
+
+
+@pytest.fixture(scope="session")
 def mcp_url() -> Iterator[str]:
     if os.environ.get("KAPABLE_MCP_URL"):
         yield os.environ["KAPABLE_MCP_URL"]
@@ -56,8 +66,12 @@ def mcp_url() -> Iterator[str]:
         pytest.fail(f"no server binary at {binary}: run `cargo build` or set KAPABLE_BIN")
     with tempfile.TemporaryDirectory() as data:
         database = os.environ.get("KAPABLE_DATABASE_URL") or f"sqlite://{data}/comms.db"
+        DATABASE["url"] = database
         server = subprocess.Popen(
-            [str(binary), "serve", "--listen", "127.0.0.1:0", "--database-url", database],
+            [
+                str(binary), "serve", "--listen", "127.0.0.1:0", "--database-url", database,
+                "--outbox-dir", f"{data}/outbox",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -173,7 +173,9 @@ async fn list(
 
 /// A message cursor: a `seq`, as given in `field`.
 fn position(field: &str, text: &str) -> ApiResult<i64> {
-    text.parse::<i64>().ok().filter(|seq| *seq >= 0).ok_or_else(|| {
+    // Plain digits only, as the schema says: no sign, and few enough to fit any `seq`.
+    let digits = (1..=18).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| text.parse::<i64>().ok()).flatten().ok_or_else(|| {
         ApiError::invalid_field(field, "must be a `next_cursor` or a message's `seq`")
     })
 }

@@ -9,12 +9,15 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CreateAgentRequest {
     /// Unique name within the org, 1 to 100 characters; an existing agent of this name is updated.
+    #[schemars(extend("pattern" = super::patterns::NAME, "maxLength" = 100))]
     pub name: String,
     /// What the agent does, for people and other agents; at most 1,000 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = super::patterns::TEXT, "maxLength" = 1000))]
     pub description: Option<String>,
     /// Free-form JSON object kept with the agent (at most 16 KiB); replaces the previous one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("type" = ["object", "null"]))]
     pub metadata: Option<serde_json::Value>,
 }
 

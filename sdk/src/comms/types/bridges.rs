@@ -9,9 +9,11 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LinkTelegramRequest {
     /// The chat's id, such as `-1001234567890` for a supergroup.
+    #[schemars(extend("not" = { "const": 0 }))]
     pub chat_id: i64,
     /// For a forum topic: the topic's thread id; only that topic is relayed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minimum" = 1, "maximum" = 2_147_483_647))]
     pub message_thread_id: Option<i64>,
 }
 

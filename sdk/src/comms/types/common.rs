@@ -8,9 +8,11 @@ use serde::{Deserialize, Serialize};
 pub struct PageQuery {
     /// Rows per page, 1 to 200; default 50.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minimum" = 1, "maximum" = 200))]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page; absent for the first page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = super::patterns::CURSOR))]
     pub cursor: Option<String>,
 }
 

@@ -14,9 +14,11 @@ pub struct CreateMailboxRequest {
     pub agent_id: Uuid,
     /// The email address, such as `support@agents.example.com`; unique across the gateway.
     /// Stored with its domain in lower case.
+    #[schemars(extend("pattern" = super::patterns::ADDRESS, "maxLength" = 254))]
     pub address: String,
     /// The name shown beside the address, such as `Support Bot`; at most 100 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = super::patterns::NAME, "maxLength" = 100))]
     pub display_name: Option<String>,
 }
 
@@ -48,6 +50,10 @@ pub struct MailboxList {
 
 /// Create a channel on a mailbox.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("anyOf" = [
+    { "properties": { "kind": { "const": "email" }, "url": { "type": "null" } } },
+    { "properties": { "kind": { "const": "webhook" }, "url": { "type": "string" } }, "required": ["url"] }
+]))]
 pub struct CreateChannelRequest {
     /// The mailbox the channel belongs to.
     pub mailbox_id: Uuid,
@@ -57,6 +63,7 @@ pub struct CreateChannelRequest {
     pub kind: String,
     /// For `webhook`: the `https://` URL (or `http://` on a loopback address) to deliver to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = super::patterns::WEBHOOK_URL, "maxLength" = 2048))]
     pub url: Option<String>,
 }
 
@@ -163,12 +170,15 @@ pub struct MailMessage {
 pub struct ListMessagesQuery {
     /// Messages per page, 1 to 200; default 50.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minimum" = 1, "maximum" = 200))]
     pub limit: Option<u32>,
     /// Only messages received or accepted at or after this time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
     pub since: Option<String>,
     /// The `next_cursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = super::patterns::CURSOR))]
     pub cursor: Option<String>,
 }
 
@@ -184,6 +194,10 @@ pub struct MailMessageList {
 
 /// Send an email from a mailbox.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("anyOf" = [
+    { "properties": { "body_text": { "type": "string" } }, "required": ["body_text"] },
+    { "properties": { "body_html": { "type": "string" } }, "required": ["body_html"] }
+]))]
 pub struct SendEmailRequest {
     /// Recipients: one address or a comma-separated list (`Name <address>` allowed).
     pub to: String,
@@ -194,6 +208,7 @@ pub struct SendEmailRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bcc: Option<String>,
     /// The subject, at most 998 characters.
+    #[schemars(extend("pattern" = super::patterns::ONE_LINE, "maxLength" = 998))]
     pub subject: String,
     /// The plain-text body; give it, `body_html`, or both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -215,6 +230,7 @@ pub struct SendEmailRequest {
     /// A key of your choosing: the same key with the same request within 24 hours returns the
     /// first answer instead of sending twice; with a different request it is a `conflict`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = super::patterns::NAME, "maxLength" = 200))]
     pub idempotency_key: Option<String>,
 }
 

@@ -9,6 +9,7 @@ mod common;
 mod events;
 mod identity;
 mod mail;
+mod patterns;
 mod rooms;
 mod sending;
 mod tokens;

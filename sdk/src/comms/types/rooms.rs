@@ -13,12 +13,15 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CreateRoomRequest {
     /// The room's name, 1 to 100 characters; need not be unique.
+    #[schemars(extend("pattern" = super::patterns::NAME, "maxLength" = 100))]
     pub name: String,
     /// What the room is for; at most 1,000 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = super::patterns::TEXT, "maxLength" = 1000))]
     pub description: Option<String>,
     /// Free-form JSON object kept with the room (at most 16 KiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("type" = ["object", "null"]))]
     pub metadata: Option<serde_json::Value>,
 }
 
@@ -92,9 +95,11 @@ pub struct RoomList {
 pub struct CreateInviteRequest {
     /// Seconds until the invite expires, 60 to 31,536,000 (a year); default 604,800 (7 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minimum" = 60, "maximum" = 31_536_000))]
     pub expires_in: Option<i64>,
     /// How many joins the invite allows, at least 1; unlimited when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minimum" = 1))]
     pub max_uses: Option<i64>,
     /// The role of those who join with it: `admin`, `participant` (default) or `observer`.
     /// Only an owner may invite admins.
@@ -151,6 +156,7 @@ pub struct JoinRoomRequest {
     /// The name a guest is shown under, 1 to 100 characters; default `guest`. Ignored when an
     /// agent of the room's org joins (it keeps its own name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = super::patterns::NAME, "maxLength" = 100))]
     pub display_name: Option<String>,
 }
 
@@ -182,13 +188,16 @@ pub struct InviteAgentRequest {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PostRoomMessageRequest {
     /// The text of the message: 1 to 32,768 bytes of UTF-8.
+    #[schemars(extend("pattern" = super::patterns::NOT_BLANK, "maxLength" = 32_768))]
     pub body: String,
     /// What sort of message it is, such as `text` (the default), `status` or `tool_result`:
     /// 1 to 32 of `a-z`, `0-9`, `_`, `-`, `.`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = super::patterns::KIND))]
     pub kind: Option<String>,
     /// Free-form JSON object sent with the message (at most 16 KiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("type" = ["object", "null"]))]
     pub metadata: Option<serde_json::Value>,
     /// The id of the message of this room that this one answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,6 +205,7 @@ pub struct PostRoomMessageRequest {
     /// A key of your choosing, at most 200 characters: posting again with the same key within
     /// 24 hours returns the first message instead of posting a second one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = super::patterns::NAME, "maxLength" = 200))]
     pub idempotency_key: Option<String>,
 }
 
@@ -259,13 +269,16 @@ pub struct RoomMessage {
 pub struct ListRoomMessagesQuery {
     /// Messages per page, 1 to 200; default 50.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minimum" = 1, "maximum" = 200))]
     pub limit: Option<u32>,
     /// List messages older than this cursor, newest first (the default direction).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = super::patterns::SEQ))]
     pub before: Option<String>,
     /// List messages newer than this cursor, oldest first: to follow a room, pass the last
     /// `next_cursor` you got.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = super::patterns::SEQ))]
     pub after: Option<String>,
 }
 
@@ -282,11 +295,19 @@ pub struct RoomMessageList {
 
 /// One annotation to add to a message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("anyOf" = [
+    { "properties": { "kind": { "const": "reaction" }, "value": { "type": "null" } } },
+    {
+        "properties": { "kind": { "const": "metadata" }, "value": { "not": { "type": "null" } } },
+        "required": ["value"]
+    }
+]))]
 pub struct Annotation {
     /// `reaction` (unique per message, sender and key) or `metadata` (a key with a value).
     #[schemars(extend("enum" = ["reaction", "metadata"]))]
     pub kind: String,
     /// The reaction or metadata key: 1 to 64 characters.
+    #[schemars(extend("pattern" = super::patterns::NOT_BLANK, "maxLength" = 64))]
     pub key: String,
     /// For `metadata`: any JSON value (at most 4 KiB). Must be absent for a reaction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -297,6 +318,7 @@ pub struct Annotation {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AnnotateMessageRequest {
     /// 1 to 20 annotations.
+    #[schemars(extend("minItems" = 1, "maxItems" = 20))]
     pub annotations: Vec<Annotation>,
 }
 
@@ -309,6 +331,7 @@ pub struct HeartbeatRequest {
     pub status: Option<String>,
     /// What the agent is doing, at most 280 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = super::patterns::TEXT, "maxLength" = 280))]
     pub note: Option<String>,
 }
 

@@ -23,12 +23,15 @@ pub struct SendLimits {
 pub struct SetMailboxQuotasRequest {
     /// Sends accepted in any 60 seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minimum" = 0, "maximum" = 1_000_000))]
     pub per_minute: Option<i64>,
     /// Sends accepted in any hour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minimum" = 0, "maximum" = 1_000_000))]
     pub per_hour: Option<i64>,
     /// Sends accepted in any 24 hours.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minimum" = 0, "maximum" = 1_000_000))]
     pub per_day: Option<i64>,
 }
 
@@ -92,15 +95,19 @@ pub struct SendAuditQuery {
     pub outcome: Option<String>,
     /// Only entries at or after this time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
     pub since: Option<String>,
     /// Only entries before this time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
     pub until: Option<String>,
     /// Entries per page, 1 to 200; default 50.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minimum" = 1, "maximum" = 200))]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = super::patterns::CURSOR))]
     pub cursor: Option<String>,
 }
 

@@ -12,6 +12,7 @@ use uuid::Uuid;
 pub struct MintAgentKeyRequest {
     /// What the key is for, such as `production`; at most 100 characters; may be empty.
     #[serde(default)]
+    #[schemars(extend("pattern" = super::patterns::TEXT, "maxLength" = 100))]
     pub label: String,
 }
 
@@ -65,6 +66,7 @@ pub struct AgentKeyList {
 pub struct MintAppTokenRequest {
     /// What the token is for, such as `dashboard`; at most 100 characters; may be empty.
     #[serde(default)]
+    #[schemars(extend("pattern" = super::patterns::TEXT, "maxLength" = 100))]
     pub label: String,
 }
 
