@@ -204,8 +204,11 @@ fn responses(op: &Operation, output: &Value) -> Value {
         (401, "unauthorized: no token, or a malformed, unknown or revoked one."),
         (403, "forbidden: this kind of token may not call this operation."),
         (404, "not_found: no such object in the caller's org."),
+        (408, "request_timeout: the body did not arrive in time; the connection is closed."),
         (413, "payload_too_large: the body is over the size limit."),
+        (414, "uri_too_long: the URL is over 4 KiB."),
         (415, "unsupported_media_type: the body is not JSON."),
+        (429, "rate_limited: this address presented too many refused tokens; see Retry-After."),
         (500, "internal: the gateway failed; the cause is logged."),
         (503, "unavailable: the database does not answer; retry shortly."),
     ];
