@@ -45,7 +45,13 @@ pub struct Parsed {
 
 /// Parses a raw message. Never fails: unreadable input is kept as text with a warning.
 pub fn parse(raw: &[u8]) -> Parsed {
-    without_nul(read(raw))
+    // The parser reads bytes from anyone; should it panic on some (a debug build of
+    // mail-parser 0.11 asserts on certain nested parts), the message is still kept.
+    let parsed = std::panic::catch_unwind(|| read(raw)).unwrap_or_else(|_| {
+        tracing::warn!("the MIME parser panicked; the message is kept as text");
+        unreadable(raw, "the MIME parser failed on this message; kept as text")
+    });
+    without_nul(parsed)
 }
 
 fn read(raw: &[u8]) -> Parsed {
@@ -251,6 +257,17 @@ mod tests {
                 String::from_utf8_lossy(raw).replace('\0', "\u{fffd}")
             );
         }
+    }
+
+    #[test]
+    fn a_message_the_parser_panics_on_is_kept_as_text() {
+        // A debug build of mail-parser 0.11 asserts on this; a release build reads something.
+        let raw =
+            b"Content-Type:multipart;boundary=outer\n\n--outerContent-Type:message/rfc822\n\n\
+            Content-Type:message/rfc822\n\n\n--outer--";
+        let parsed = parse(raw);
+        assert!(parsed.warning.is_some());
+        assert!(parsed.body_text.is_some() || parsed.headers.contains_key("content-type"));
     }
 
     #[test]
