@@ -1,7 +1,9 @@
 //! Inbound mail: a raw RFC 5322 message turned into what a mailbox stores.
 //!
 //! Parsing is mail-parser's; this module decides what is kept. Nothing is dropped: a message
-//! the parser cannot read is stored with its text as the body and a warning saying so.
+//! the parser cannot read is stored with its text as the body and a warning saying so. Every
+//! NUL character becomes U+FFFD, as a byte that is not UTF-8 does, since Postgres stores neither
+//! in a text or JSON column.
 
 use kapable_sdk::comms::types::Attachment;
 use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
@@ -43,20 +45,19 @@ pub struct Parsed {
 
 /// Parses a raw message. Never fails: unreadable input is kept as text with a warning.
 pub fn parse(raw: &[u8]) -> Parsed {
+    // The parser reads bytes from anyone; should it panic on some (a debug build of
+    // mail-parser 0.11 asserts on certain nested parts), the message is still kept.
+    let parsed = std::panic::catch_unwind(|| read(raw)).unwrap_or_else(|_| {
+        tracing::warn!("the MIME parser panicked; the message is kept as text");
+        unreadable(raw, "the MIME parser failed on this message; kept as text")
+    });
+    without_nul(parsed)
+}
+
+fn read(raw: &[u8]) -> Parsed {
     let Some(message) = MessageParser::default().parse(raw) else {
         return unreadable(raw, "the message could not be parsed as MIME; kept as text");
     };
-    let known = message.message_id().is_some()
-        || message.from().is_some()
-        || message.to().is_some()
-        || message.subject().is_some();
-    if !known {
-        return unreadable(
-            raw,
-            "the message has none of From, To, Subject or Message-ID; kept as text",
-        );
-    }
-
     let mut parsed = Parsed {
         message_id: message.message_id().map(str::to_owned),
         in_reply_to: ids(message.in_reply_to()).into_iter().next(),
@@ -71,6 +72,19 @@ pub fn parse(raw: &[u8]) -> Parsed {
         headers: headers(message.headers_raw()),
         warning: None,
     };
+    // Judged by what was read rather than by which headers are there: a `From` without an
+    // address, say, would otherwise leave nothing of the message stored.
+    let read_nothing = parsed.message_id.is_none()
+        && parsed.from.is_none()
+        && parsed.to.is_empty()
+        && parsed.subject.is_none();
+    if read_nothing {
+        return unreadable(
+            raw,
+            "the message has none of From, To, Subject or Message-ID; kept as text",
+        );
+    }
+
     let mut missing = Vec::new();
     if parsed.message_id.is_none() {
         missing.push("Message-ID");
@@ -89,6 +103,29 @@ fn unreadable(raw: &[u8], warning: &str) -> Parsed {
         body_text: Some(String::from_utf8_lossy(raw).into_owned()),
         warning: Some(warning.to_owned()),
         ..Parsed::default()
+    }
+}
+
+fn without_nul(mut parsed: Parsed) -> Parsed {
+    let optional = [
+        &mut parsed.message_id,
+        &mut parsed.in_reply_to,
+        &mut parsed.from,
+        &mut parsed.subject,
+        &mut parsed.body_text,
+        &mut parsed.body_html,
+    ];
+    let lists = [&mut parsed.references, &mut parsed.to, &mut parsed.cc];
+    optional.into_iter().flatten().chain(lists.into_iter().flatten()).for_each(replace_nul);
+    for attachment in &mut parsed.attachments {
+        attachment.name.iter_mut().chain([&mut attachment.content_type]).for_each(replace_nul);
+    }
+    parsed
+}
+
+fn replace_nul(text: &mut String) {
+    if text.contains('\0') {
+        *text = text.replace('\0', "\u{fffd}");
     }
 }
 
@@ -131,17 +168,19 @@ fn attachment(part: &mail_parser::MessagePart<'_>) -> Attachment {
 fn headers<'a>(raw: impl Iterator<Item = (&'a str, &'a str)>) -> Map<String, Value> {
     let mut map = Map::new();
     for (name, value) in raw {
-        let mut value = value.trim().to_owned();
+        let (mut name, mut value) = (name.to_ascii_lowercase(), value.trim().to_owned());
+        replace_nul(&mut name);
+        replace_nul(&mut value);
         if value.len() > HEADER_VALUE_MAX {
             let cut =
                 (0..=HEADER_VALUE_MAX).rev().find(|i| value.is_char_boundary(*i)).unwrap_or(0);
             value.truncate(cut);
         }
-        match map.get_mut(&name.to_ascii_lowercase()) {
+        match map.get_mut(&name) {
             Some(Value::Array(values)) => values.push(Value::String(value)),
             Some(single) => *single = Value::Array(vec![single.take(), Value::String(value)]),
             None => {
-                map.insert(name.to_ascii_lowercase(), Value::String(value));
+                map.insert(name, Value::String(value));
             }
         }
     }
@@ -205,6 +244,45 @@ mod tests {
         let parsed = parse(b"\x00\xff just some bytes, no headers at all");
         assert!(parsed.warning.is_some());
         assert!(parsed.body_text.unwrap().contains("just some bytes"));
+    }
+
+    #[test]
+    fn headers_that_yield_no_address_subject_or_id_are_kept_as_text() {
+        for raw in [&b"From: Ada"[..], b"From:\xdd\xbe <a\x00re t\x01his", b"To: nobody\r\n\r\nhi"]
+        {
+            let parsed = parse(raw);
+            assert!(parsed.warning.unwrap().contains("kept as text"), "{raw:?}");
+            assert_eq!(
+                parsed.body_text.unwrap(),
+                String::from_utf8_lossy(raw).replace('\0', "\u{fffd}")
+            );
+        }
+    }
+
+    #[test]
+    fn a_message_the_parser_panics_on_is_kept_as_text() {
+        // A debug build of mail-parser 0.11 asserts on this; a release build reads something.
+        let raw =
+            b"Content-Type:multipart;boundary=outer\n\n--outerContent-Type:message/rfc822\n\n\
+            Content-Type:message/rfc822\n\n\n--outer--";
+        let parsed = parse(raw);
+        assert!(parsed.warning.is_some());
+        assert!(parsed.body_text.is_some() || parsed.headers.contains_key("content-type"));
+    }
+
+    #[test]
+    fn nul_characters_are_kept_as_replacement_characters_in_every_stored_text() {
+        let raw = b"From: a\x00b@example.com\r\nSubject: one\x00two\r\nX-N\x00: v\x00\r\n\
+            Message-ID: <n\x00@example.com>\r\n\r\nbody\x00text\r\n";
+        let parsed = parse(raw);
+        assert_eq!(parsed.subject.as_deref(), Some("one\u{fffd}two"));
+        assert_eq!(parsed.body_text.as_deref().map(str::trim), Some("body\u{fffd}text"));
+        assert_eq!(parsed.headers["x-n\u{fffd}"], "v\u{fffd}");
+        let shown = format!("{parsed:?}");
+        assert!(!shown.contains("\\0"), "{shown}");
+
+        let garbage = parse(b"\x00\x00 no headers");
+        assert_eq!(garbage.body_text.as_deref(), Some("\u{fffd}\u{fffd} no headers"));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! An operation's input: merged from a REST request's path, query and body, and decoded.
 //!
 //! The REST input of an operation is the same JSON object as its tool input. Path and query
-//! values arrive as text and are turned into the JSON type the input schema expects. A body
-//! field that contradicts a path parameter is refused, and an unknown field is refused by name
-//! with the list of fields expected, since `deny_unknown_fields` does not combine with the
+//! values arrive as text and are turned into the JSON type the input schema expects. A value
+//! given in two places (path, query, body, `Idempotency-Key`) must be the same in both or the
+//! input is refused, so a body never overrides a path parameter. An unknown field is refused by
+//! name with the list of fields expected, since `deny_unknown_fields` does not combine with the
 //! `flatten` that joins path ids to a request body.
 
 use std::collections::BTreeMap;
@@ -92,13 +93,23 @@ impl InputShape {
             }
             let value = self.coerce(&name, text)?;
             if input.get(&name).is_some_and(|given| *given != value) {
-                return Err(ApiError::invalid_field(&name, "the query and the body disagree"));
+                return Err(ApiError::invalid_field(
+                    &name,
+                    "the query's value contradicts the one in the path or the body",
+                ));
             }
             input.insert(name.clone(), value);
             seen.push(name);
         }
         if let Some(key) = raw.idempotency_key.filter(|_| self.has("idempotency_key")) {
-            input.insert("idempotency_key".into(), Value::String(key));
+            let key = Value::String(key);
+            if input.get("idempotency_key").is_some_and(|given| *given != key) {
+                return Err(ApiError::invalid_field(
+                    "idempotency_key",
+                    "the body's value contradicts the `Idempotency-Key` header; send one of them",
+                ));
+            }
+            input.insert("idempotency_key".into(), key);
         }
         Ok(Value::Object(input))
     }
@@ -255,6 +266,28 @@ mod tests {
         let b = uuid::Uuid::now_v7().to_string();
         let error = shape.merge(raw(&[("agent_id", &a)], &[], json!({"agent_id": b}))).unwrap_err();
         assert!(error.message.contains("agent_id"), "{}", error.message);
+    }
+
+    #[test]
+    fn an_idempotency_key_header_that_contradicts_the_body_is_refused() {
+        #[derive(Debug, Deserialize, JsonSchema)]
+        struct Keyed {
+            #[serde(default)]
+            idempotency_key: Option<String>,
+        }
+        let shape = InputShape::of::<Keyed>();
+        let keyed = |header: &str, body: Value| RawInput {
+            idempotency_key: Some(header.into()),
+            ..raw(&[], &[], body)
+        };
+
+        let error = shape.merge(keyed("key-7", json!({"idempotency_key": "key-6"}))).unwrap_err();
+        assert!(error.message.starts_with("`idempotency_key`:"), "{}", error.message);
+        let same = shape.merge(keyed("key-7", json!({"idempotency_key": "key-7"}))).unwrap();
+        assert_eq!(same, json!({"idempotency_key": "key-7"}));
+        assert_eq!(shape.merge(keyed("key-7", json!({}))).unwrap(), same);
+        let input: Keyed = shape.decode(same).unwrap();
+        assert_eq!(input.idempotency_key.as_deref(), Some("key-7"));
     }
 
     #[test]

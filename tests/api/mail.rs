@@ -253,6 +253,21 @@ async fn raw_mail_may_exceed_the_default_body_limit_up_to_its_own(app: TestApp) 
     assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// Postgres refuses NUL in text and JSON columns; such mail was once answered with a 500.
+async fn mail_with_nul_characters_is_stored_with_replacement_characters(app: TestApp) {
+    let (_, channel) = mailbox_with_channel(&app).await;
+    let sender = app.sdk(&channel.secret);
+    let raw = b"From: a@example.com\r\nSubject: one\x00two\r\nX-Nul\x00: v\x00\r\n\
+        Message-ID: <nul@example.com>\r\n\r\nbody\x00text\r\n";
+    let stored = sender.comms().receive_email(channel.channel.id, raw).await.unwrap();
+    assert_eq!(stored.subject.as_deref(), Some("one\u{fffd}two"));
+    assert_eq!(stored.body_text.as_deref().map(str::trim), Some("body\u{fffd}text"));
+
+    let garbage = sender.comms().receive_email(channel.channel.id, b"\x00\x01\x00").await.unwrap();
+    assert!(garbage.parse_warning.is_some());
+    assert_eq!(garbage.body_text.as_deref(), Some("\u{fffd}\u{1}\u{fffd}"));
+}
+
 #[expect(clippy::needless_update, reason = "the API document's examples, verbatim")]
 async fn the_mailbox_examples_of_the_api_document_run_as_written(app: TestApp) {
     let client = app.sdk(&app.org.token);
@@ -315,4 +330,5 @@ on_both_databases!(
     the_owner_agent_reads_its_mailbox_and_hears_of_new_mail,
     the_mailbox_examples_of_the_api_document_run_as_written,
     raw_mail_may_exceed_the_default_body_limit_up_to_its_own,
+    mail_with_nul_characters_is_stored_with_replacement_characters,
 );
