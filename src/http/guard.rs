@@ -13,7 +13,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -36,8 +36,9 @@ const THROTTLE_TRACKED: usize = 10_000;
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
 
-/// Refuses what no route should see, and counts failed authentications.
-pub async fn guard(State(ctx): State<Ctx>, request: Request, next: Next) -> Response {
+/// Refuses what no route should see, and counts failed authentications. It runs inside the
+/// middleware that counts requests for `/metrics`, so its refusals are counted too.
+pub(super) async fn guard(ctx: &Ctx, request: Request, next: Next) -> Response {
     let length = request.uri().path_and_query().map_or(0, |target| target.as_str().len());
     if length > MAX_URL_BYTES {
         let message = format!(
@@ -47,7 +48,7 @@ pub async fn guard(State(ctx): State<Ctx>, request: Request, next: Next) -> Resp
         return ApiError::new(StatusCode::URI_TOO_LONG, "uri_too_long", message).into_response();
     }
 
-    let client = client_address(&ctx, &request);
+    let client = client_address(ctx, &request);
     if let Some(client) = client
         && let Some(retry_after) = ctx.throttle.refusal(client)
     {
@@ -55,22 +56,28 @@ pub async fn guard(State(ctx): State<Ctx>, request: Request, next: Next) -> Resp
     }
     let presents_credential = presents_credential(&request);
 
-    let timed_out = Arc::new(AtomicBool::new(false));
-    let deadline = Duration::from_secs(ctx.settings.limits.body_timeout_secs.into());
-    let request = request.map(|body| {
-        Body::new(Deadline {
-            inner: body,
-            deadline: tokio::time::Instant::now() + deadline,
-            sleep: None,
-            timed_out: timed_out.clone(),
-        })
-    });
+    // Most requests (every GET) have no body to wait for.
+    let timed_out = (!request.body().is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
+    let request = match &timed_out {
+        None => request,
+        Some(flag) => {
+            let deadline = Duration::from_secs(ctx.settings.limits.body_timeout_secs.into());
+            request.map(|body| {
+                Body::new(Deadline {
+                    inner: body,
+                    deadline: tokio::time::Instant::now() + deadline,
+                    sleep: None,
+                    timed_out: flag.clone(),
+                })
+            })
+        }
+    };
     let response = next.run(request).await;
 
-    if timed_out.load(Ordering::Relaxed) {
+    if timed_out.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
         let message = format!(
             "the request body did not arrive within {} s (BODY_TIMEOUT_SECS)",
-            deadline.as_secs()
+            ctx.settings.limits.body_timeout_secs
         );
         let mut response =
             ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", message).into_response();
@@ -123,6 +130,8 @@ fn too_many_failures(retry_after: u64) -> Response {
 #[derive(Debug)]
 pub struct Throttle {
     most: u32,
+    /// Whether any address has failed lately: most never do, and then no lock is taken.
+    any: AtomicBool,
     windows: Mutex<HashMap<IpAddr, Window>>,
 }
 
@@ -135,11 +144,14 @@ struct Window {
 impl Throttle {
     /// A throttle that lets `most` failures a minute through from each address.
     pub fn new(most: u32) -> Self {
-        Self { most, windows: Mutex::default() }
+        Self { most, any: AtomicBool::new(false), windows: Mutex::default() }
     }
 
     /// Seconds until `client` may try again, if it is past its failures for this window.
     fn refusal(&self, client: IpAddr) -> Option<u64> {
+        if !self.any.load(Ordering::Relaxed) {
+            return None;
+        }
         let windows = self.windows.lock().unwrap();
         let window = windows.get(&client)?;
         let left = THROTTLE_WINDOW.checked_sub(window.started.elapsed())?;
@@ -152,6 +164,7 @@ impl Throttle {
         if windows.len() >= THROTTLE_TRACKED {
             windows.retain(|_, window| now - window.started < THROTTLE_WINDOW);
         }
+        self.any.store(true, Ordering::Relaxed);
         let window = windows.entry(client).or_insert(Window { started: now, failures: 0 });
         if now - window.started >= THROTTLE_WINDOW {
             *window = Window { started: now, failures: 0 };
