@@ -152,6 +152,9 @@ async fn identify(telegram: &Telegram) -> Identity {
 /// Takes and renews the bot's lease; on taking it, points Telegram at this bridge's way of
 /// receiving updates (the webhook, or none for long polling).
 async fn keep_lease(ctx: &Ctx, telegram: &Telegram, bot_id: i64) {
+    // While Telegram does not answer, it is asked again after waits that double from 1 s up to
+    // the renewal interval: the relay waits on it, but the log need not say so every second.
+    let mut unreachable_for = Duration::ZERO;
     loop {
         let held = ctx.store.take_bot_lease(bot_id, &telegram.holder, LEASE).await;
         let was_leading = telegram.leading.load(Ordering::SeqCst);
@@ -159,10 +162,15 @@ async fn keep_lease(ctx: &Ctx, telegram: &Telegram, bot_id: i64) {
             Ok(Some(offset)) => {
                 if !was_leading {
                     telegram.offset.store(offset, Ordering::SeqCst);
-                    if receive_updates(telegram).await {
-                        tracing::info!("this instance now relays for the Telegram bot");
-                        telegram.leading.store(true, Ordering::SeqCst);
+                    if !receive_updates(telegram).await {
+                        let wait = unreachable_for.clamp(Duration::from_secs(1), RENEW_EVERY);
+                        unreachable_for += wait;
+                        tokio::time::sleep(wait).await;
+                        continue;
                     }
+                    unreachable_for = Duration::ZERO;
+                    tracing::info!("this instance now relays for the Telegram bot");
+                    telegram.leading.store(true, Ordering::SeqCst);
                 }
             }
             Ok(None) => telegram.leading.store(false, Ordering::SeqCst),
