@@ -204,6 +204,7 @@ async fn no_secret_reaches_the_log_or_the_database_even_at_trace_level() {
     child.wait().unwrap();
     let log = running.log.lock().unwrap().clone();
     assert!(log.contains("TRACE"), "the log is at trace level");
+    assert!(log.contains("/v1/mcp/{token}"), "the MCP route is logged by its template");
     let leaks: Vec<&str> = log
         .lines()
         .filter(|line| {
