@@ -48,13 +48,15 @@ pub(super) async fn guard(ctx: &Ctx, request: Request, next: Next) -> Response {
         return ApiError::new(StatusCode::URI_TOO_LONG, "uri_too_long", message).into_response();
     }
 
+    // A request without a token is no guess at one: it gets its 401 whatever the address did.
     let client = client_address(ctx, &request);
-    if let Some(client) = client
+    let presents_credential = presents_credential(&request);
+    if presents_credential
+        && let Some(client) = client
         && let Some(retry_after) = ctx.throttle.refusal(client)
     {
         return too_many_failures(retry_after);
     }
-    let presents_credential = presents_credential(&request);
 
     // Most requests (every GET) have no body to wait for.
     let timed_out = (!request.body().is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));

@@ -180,6 +180,8 @@ async fn failed_authentication_is_throttled_per_client_address(app: TestApp) {
 
     let served = get("10.0.0.2", &app.org.token).send().await.unwrap();
     assert_eq!(served.status(), StatusCode::OK);
+    let without = app.http.get(&me).header("x-forwarded-for", "10.0.0.1").send().await.unwrap();
+    assert_eq!(without.status(), StatusCode::UNAUTHORIZED, "no token is still a plain 401");
 
     // MCP with a token in its path counts the same way.
     let mcp = format!("{}/v1/mcp/{wrong}", app.address);
