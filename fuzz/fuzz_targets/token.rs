@@ -13,15 +13,6 @@ use sha2::{Digest, Sha256};
 /// Characters after the prefix, as documented in `auth::token`.
 const RANDOM_CHARS: usize = 43;
 
-const KINDS: [TokenKind; 6] = [
-    TokenKind::App,
-    TokenKind::Agent,
-    TokenKind::Participant,
-    TokenKind::Invite,
-    TokenKind::Ticket,
-    TokenKind::Channel,
-];
-
 // The bytes are read three ways: as the text of a token, as an `Authorization` header, and as
 // the kind and characters of a well-formed token.
 fuzz_target!(|data: &[u8]| {
@@ -45,17 +36,17 @@ fn check_text(text: &str) {
             assert_eq!(token.hash(), <[u8; 32]>::from(Sha256::digest(text)));
         }
         Err(MalformedToken::UnknownPrefix) => {
-            assert!(!KINDS.iter().any(|kind| text.starts_with(kind.prefix())), "{text:?}");
+            assert!(!TokenKind::ALL.iter().any(|kind| text.starts_with(kind.prefix())), "{text:?}");
         }
         Err(MalformedToken::BadBody) => {
-            assert!(KINDS.iter().any(|kind| text.starts_with(kind.prefix())), "{text:?}");
+            assert!(TokenKind::ALL.iter().any(|kind| text.starts_with(kind.prefix())), "{text:?}");
         }
     }
 }
 
 fn check_shaped(kind: u8, chars: &[u8; RANDOM_CHARS]) {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let kind = KINDS[usize::from(kind) % KINDS.len()];
+    let kind = TokenKind::ALL[usize::from(kind) % TokenKind::ALL.len()];
     let body: String =
         chars.iter().map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()])).collect();
     let text = format!("{}{body}", kind.prefix());

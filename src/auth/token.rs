@@ -35,6 +35,16 @@ pub enum TokenKind {
 }
 
 impl TokenKind {
+    /// Every kind, in the order a presented token's prefix is tried.
+    pub const ALL: [TokenKind; 6] = [
+        TokenKind::App,
+        TokenKind::Agent,
+        TokenKind::Participant,
+        TokenKind::Invite,
+        TokenKind::Ticket,
+        TokenKind::Channel,
+    ];
+
     /// The prefix that starts every secret of this kind.
     pub fn prefix(self) -> &'static str {
         match self {
@@ -116,17 +126,10 @@ pub enum MalformedToken {
 impl<'a> PresentedToken<'a> {
     /// Checks the token's prefix, length and alphabet.
     pub fn parse(text: &'a str) -> Result<Self, MalformedToken> {
-        let kind = [
-            TokenKind::App,
-            TokenKind::Agent,
-            TokenKind::Participant,
-            TokenKind::Invite,
-            TokenKind::Ticket,
-            TokenKind::Channel,
-        ]
-        .into_iter()
-        .find(|kind| text.starts_with(kind.prefix()))
-        .ok_or(MalformedToken::UnknownPrefix)?;
+        let kind = TokenKind::ALL
+            .into_iter()
+            .find(|kind| text.starts_with(kind.prefix()))
+            .ok_or(MalformedToken::UnknownPrefix)?;
         let body = &text[kind.prefix().len()..];
         if body.len() != RANDOM_CHARS || !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(MalformedToken::BadBody);
