@@ -125,6 +125,11 @@ def settings(auth: Path, seeds: list[dict[str, list[str]]]) -> str:
         "[generation]",
         "allow-x00 = false",
         "",
+        # Bad data in a URL over 4 KiB is refused before it is read: 414, as documented.
+        "[checks.negative_data_rejection]",
+        'expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "414", "415", '
+        '"422", "428", "429", "5xx"]',
+        "",
         # A well-formed invite token that was used up, revoked or expired is 410, as documented.
         *accepting("join_room", "410"),
         # Rules no JSON Schema can state, each answered 400 naming its field: `before` and
