@@ -4,7 +4,8 @@
 //! shared definitions under `#/components/schemas`. Inputs are described as they deserialize,
 //! outputs as they serialize (a field skipped when empty is then not "required"). An integer's
 //! `format` names its Rust type; its `minimum` and `maximum` say the same to validators that do
-//! not read formats, so that a number the type cannot hold is outside the schema.
+//! not read formats, so that a number the type cannot hold is outside the schema. An optional
+//! field with a list of values also admits `null`, as serde does.
 
 use schemars::generate::SchemaSettings;
 use schemars::transform::RecursiveTransform;
@@ -28,7 +29,9 @@ pub fn generator(serialize: bool, definitions: &'static str) -> SchemaGenerator 
         s.definitions_path = definitions.into();
         s.meta_schema = None;
     });
-    let settings = settings.with_transform(RecursiveTransform(bound_integers));
+    let settings = settings
+        .with_transform(RecursiveTransform(bound_integers))
+        .with_transform(RecursiveTransform(admit_null_in_enums));
     let settings = if serialize { settings.for_serialize() } else { settings.for_deserialize() };
     settings.into_generator()
 }
@@ -60,6 +63,24 @@ fn bound_integers(schema: &mut Schema) {
     object.entry("maximum").or_insert(max.into());
 }
 
+/// Adds `null` to the `enum` of a schema whose `type` admits it: `type` and `enum` must both
+/// hold, so `{"type": ["string", "null"], "enum": ["a"]}` would refuse the `null` that an
+/// `Option` field accepts.
+fn admit_null_in_enums(schema: &mut Schema) {
+    let nullable = match schema.get("type") {
+        Some(Value::Array(types)) => types.iter().any(|t| t == "null"),
+        _ => false,
+    };
+    if !nullable {
+        return;
+    }
+    if let Some(Value::Array(values)) = schema.get_mut("enum")
+        && !values.contains(&Value::Null)
+    {
+        values.push(Value::Null);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +92,22 @@ mod tests {
         #[schemars(extend("minimum" = 1, "maximum" = 200))]
         limit: Option<u32>,
         signed: i64,
+    }
+
+    #[derive(JsonSchema)]
+    #[expect(dead_code, reason = "only the schema is read")]
+    struct Choices {
+        #[schemars(extend("enum" = ["a", "b"]))]
+        optional: Option<String>,
+        #[schemars(extend("enum" = ["a", "b"]))]
+        required: String,
+    }
+
+    #[test]
+    fn an_optional_field_with_a_list_of_values_admits_null() {
+        let schema = standalone(input_of::<Choices>, false);
+        assert_eq!(schema["properties"]["optional"]["enum"], serde_json::json!(["a", "b", null]));
+        assert_eq!(schema["properties"]["required"]["enum"], serde_json::json!(["a", "b"]));
     }
 
     #[test]
