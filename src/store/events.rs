@@ -34,12 +34,15 @@ impl fmt::Display for Position {
 impl FromStr for Position {
     type Err = ();
 
+    /// Only the text a position displays as: no sign, no leading zero, so one text names one
+    /// position.
     fn from_str(text: &str) -> Result<Self, ()> {
         let number = |t: &str| t.parse::<i64>().ok().filter(|n| *n >= 0).ok_or(());
-        match text.split_once('-') {
-            Some((xid, id)) => Ok(Position { xid: number(xid)?, id: number(id)? }),
-            None => Ok(Position { xid: 0, id: number(text)? }),
-        }
+        let position = match text.split_once('-') {
+            Some((xid, id)) => Position { xid: number(xid)?, id: number(id)? },
+            None => Position { xid: 0, id: number(text)? },
+        };
+        if position.to_string() == text { Ok(position) } else { Err(()) }
     }
 }
 
@@ -300,6 +303,14 @@ mod tests {
         }
         assert!("x".parse::<Position>().is_err());
         assert!("-1".parse::<Position>().is_err());
+    }
+
+    #[test]
+    fn only_the_text_a_position_displays_as_parses() {
+        for text in ["+5", "007", "0-5", "9001-07", "9001-+7", " 5", "5 "] {
+            assert_eq!(text.parse::<Position>(), Err(()), "{text:?}");
+        }
+        assert_eq!("0".parse::<Position>(), Ok(Position { xid: 0, id: 0 }));
     }
 
     #[test]
