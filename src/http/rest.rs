@@ -95,7 +95,8 @@ fn parse_body(
         };
         ApiError::new(status, code, rejection.body_text())
     })?;
-    if body.iter().all(u8::is_ascii_whitespace) {
+    // No body is an empty one; a body of whitespace is not JSON, and is refused below.
+    if body.is_empty() {
         return Ok(None);
     }
     let kind = headers.get(header::CONTENT_TYPE).map(|k| k.to_str().unwrap_or_default());

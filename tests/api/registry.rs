@@ -315,9 +315,28 @@ async fn a_body_of_null_is_a_400(app: TestApp) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
 }
 
+/// An empty body is no body, so a body whose fields are all optional may be left out; a body
+/// of whitespace is not JSON.
+async fn an_empty_body_is_no_body_and_one_of_whitespace_is_a_400(app: TestApp) {
+    let room = app.room("blank").await;
+    let url = format!("{}/v1/rooms/{}/invites", app.address, room.id);
+    let post = |body: &'static str| {
+        let request = app.http.post(&url).bearer_auth(&app.org.token);
+        request.header("content-type", "application/json").body(body).send()
+    };
+    assert_eq!(post("").await.unwrap().status(), StatusCode::CREATED);
+    for blank in ["\n", " ", "\r\n\t"] {
+        let answer = post(blank).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{blank:?}");
+        let answer: Value = answer.json().await.unwrap();
+        assert_eq!(answer["error"]["code"], "invalid_request", "{answer}");
+    }
+}
+
 on_both_databases!(
     a_nul_character_in_any_input_string_is_a_400_naming_its_field,
     a_body_of_null_is_a_400,
+    an_empty_body_is_no_body_and_one_of_whitespace_is_a_400,
     extreme_numbers_in_metadata_read_back_as_written,
     every_operation_that_needs_a_caller_answers_401_without_a_token,
     every_operation_answers_404_for_another_orgs_ids,
