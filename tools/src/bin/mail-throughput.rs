@@ -9,15 +9,23 @@
 //!
 //! Acceptance is timed from the first request to the last 202; delivery from the first request
 //! to the SMTP server's receipt of the last message. Both run at once, as in production.
+//!
+//! Meanwhile one client posts to a room, one post at a time, and the latency of its posts is
+//! reported for the two phases: while sends are accepted, and while the outbox drains after.
+//! On SQLite every writer takes the same lock, so this shows whether a post waits its turn or
+//! starves behind the outbox's recordings.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use kapable_sdk::comms::types::{CreateMailboxRequest, SendEmailRequest, SetMailboxQuotasRequest};
+use kapable_sdk::comms::types::{
+    CreateMailboxRequest, CreateRoomRequest, PostRoomMessageRequest, SendEmailRequest,
+    SetMailboxQuotasRequest,
+};
 use kapable_tools::smtp::SmtpServer;
-use kapable_tools::start_with;
+use kapable_tools::{Summary, start_with};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -49,10 +57,32 @@ async fn main() -> anyhow::Result<()> {
         per_day: Some(1_000_000),
     };
     client.comms().set_mailbox_quotas(mailbox, unlimited).await?;
+    let room = CreateRoomRequest { name: "drain".into(), ..Default::default() };
+    let room = client.comms().create_room(room).await?.room.id;
 
-    eprintln!("sending {sends} emails from {clients} clients ...");
+    eprintln!("sending {sends} emails from {clients} clients, posting meanwhile ...");
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
+    let draining = Arc::new(AtomicBool::new(false));
+    let delivered_all = Arc::new(AtomicBool::new(false));
+    let poster = {
+        let (client, draining, done) =
+            (client.clone(), Arc::clone(&draining), Arc::clone(&delivered_all));
+        tokio::spawn(async move {
+            // (whether the outbox was draining when the post was sent, its latency)
+            let mut posts = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                let phase = draining.load(Ordering::Relaxed);
+                let sent = Instant::now();
+                let post =
+                    PostRoomMessageRequest { body: "meanwhile".into(), ..Default::default() };
+                client.comms().post_room_message(room, post).await?;
+                posts.push((phase, sent.elapsed()));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok::<_, kapable_sdk::Error>(posts)
+        })
+    };
     let workers: Vec<_> = (0..clients)
         .map(|_| {
             let (client, next) = (client.clone(), Arc::clone(&next));
@@ -74,8 +104,15 @@ async fn main() -> anyhow::Result<()> {
         worker.await??;
     }
     let accepted = started.elapsed();
+    draining.store(true, Ordering::Relaxed);
     let received = smtp.wait_for(sends, Duration::from_secs(600)).await.len();
     let delivered = started.elapsed();
+    delivered_all.store(true, Ordering::Relaxed);
+    let posts = poster.await??;
+    let phase = |draining: bool| {
+        let latencies = posts.iter().filter(|(d, _)| *d == draining).map(|(_, l)| *l).collect();
+        Summary::of(latencies).map_or("no posts".into(), |summary| summary.to_string())
+    };
 
     println!(
         "{sends} sends, {clients} clients, {}",
@@ -91,6 +128,8 @@ async fn main() -> anyhow::Result<()> {
         rate(received, delivered),
         delivered.as_secs_f64()
     );
+    println!("  posts while accepting  {}", phase(false));
+    println!("  posts while draining   {}", phase(true));
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
 }
