@@ -82,7 +82,8 @@ impl Store {
         let cursor = self.head().await?;
         let mut events = Vec::new();
         let linked = on_pool!(self, |pool| {
-            let mut tx = pool.begin_with(self.write_transaction()).await?;
+            let turn = self.write_turn().await?;
+            let mut tx = pool.begin_with(turn.begin).await?;
             let spent: Option<(Uuid, Uuid)> =
                 sqlx::query_as(spend).bind(&hash[..]).bind(now()).fetch_optional(&mut *tx).await?;
             let Some((org_id, room_id)) = spent else {
@@ -114,7 +115,8 @@ impl Store {
         let cursor = self.head().await?;
         let mut events = Vec::new();
         let bridge = on_pool!(self, |pool| {
-            let mut tx = pool.begin_with(self.write_transaction()).await?;
+            let turn = self.write_turn().await?;
+            let mut tx = pool.begin_with(turn.begin).await?;
             let link = Link { org_id, room_id, chat_id, thread_id, cursor };
             let bridge = insert_bridge!(tx, link, events);
             append_events!(self, tx, &events);
@@ -169,7 +171,8 @@ impl Store {
                       AND revoked_at IS NULL RETURNING member_id";
         let member = "UPDATE room_members SET revoked_at = $2 WHERE id = $1";
         let revoked = on_pool!(self, |pool| {
-            let mut tx = pool.begin_with(self.write_transaction()).await?;
+            let turn = self.write_turn().await?;
+            let mut tx = pool.begin_with(turn.begin).await?;
             let revoked: Option<(Uuid,)> = sqlx::query_as(bridge)
                 .bind(id)
                 .bind(room_id)

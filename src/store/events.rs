@@ -259,9 +259,9 @@ impl Store {
             format!("SELECT {columns} FROM events WHERE created_at < $1 AND {visible}");
         let delete = format!("DELETE FROM events WHERE created_at < $1 AND {visible}");
         let raise = "UPDATE event_floor SET xid = $1, id = $2 WHERE xid < $1 OR id < $2";
-        let begin = self.write_transaction();
+        let turn = self.write_turn().await?;
         let deleted = on_pool!(self, |pool| {
-            let mut tx = pool.begin_with(begin).await?;
+            let mut tx = pool.begin_with(turn.begin).await?;
             let (xid, id): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(newest_gone.clone()))
                 .bind(before)
                 .fetch_one(&mut *tx)

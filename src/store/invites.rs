@@ -175,10 +175,10 @@ impl Store {
                          AND revoked_at IS NULL AND expires_at > $2 \
                          AND (max_uses IS NULL OR uses < max_uses)";
         let at = now();
-        let begin = self.write_transaction();
+        let turn = self.write_turn().await?;
         let mut events = Vec::new();
         let joined = on_pool!(self, |pool| {
-            let mut tx = pool.begin_with(begin).await?;
+            let mut tx = pool.begin_with(turn.begin).await?;
             let invite: Option<(Uuid, Uuid, Uuid, String)> =
                 sqlx::query_as(find).bind(&hash[..]).fetch_optional(&mut *tx).await?;
             let Some((invite_id, org_id, room_id, role)) = invite else {

@@ -299,7 +299,8 @@ impl Store {
         let (mailbox, p) = (&inbound.mailbox, &inbound.parsed);
         let mut events = Vec::new();
         let stored = on_pool!(self, |pool| {
-            let mut tx = pool.begin_with(self.write_transaction()).await?;
+            let turn = self.write_turn().await?;
+            let mut tx = pool.begin_with(turn.begin).await?;
             let row: Option<MailRow> = sqlx::query_as(insert)
                 .bind(Uuid::now_v7())
                 .bind(mailbox.org_id)

@@ -203,7 +203,8 @@ impl Store {
                       WHERE room_id = $1 AND agent_id = $2 AND revoked_at IS NULL";
         let mut events = Vec::new();
         let added = on_pool!(self, |pool| {
-            let mut tx = pool.begin_with(self.write_transaction()).await?;
+            let turn = self.write_turn().await?;
+            let mut tx = pool.begin_with(turn.begin).await?;
             let updated = sqlx::query(update)
                 .bind(room.id)
                 .bind(agent_id)
@@ -254,7 +255,8 @@ impl Store {
         );
         let mut events = Vec::new();
         let revoked = on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let turn = self.write_turn().await?;
+            let mut tx = pool.begin_with(turn.begin).await?;
             let row: Option<MemberRow> = sqlx::query_as(sql)
                 .bind(room_id)
                 .bind(agent_id)

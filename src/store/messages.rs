@@ -201,10 +201,10 @@ impl Store {
             columns!()
         );
         let at = now();
-        let begin = self.write_transaction();
+        let turn = self.write_turn().await?;
         let mut events = Vec::new();
         let posted = on_pool!(self, |pool| {
-            let mut tx = pool.begin_with(begin).await?;
+            let mut tx = pool.begin_with(turn.begin).await?;
             if self.is_postgres() {
                 sqlx::query(LOCK_ROOM).bind(room_lock(m.room_id)).execute(&mut *tx).await?;
             }
@@ -275,12 +275,12 @@ impl Store {
         let at = now();
         let mut rows = Vec::with_capacity(messages.len());
         let mut events = Vec::with_capacity(messages.len());
-        let begin = self.write_transaction();
+        let turn = self.write_turn().await?;
         let mut locks: Vec<i64> = messages.iter().map(|m| room_lock(m.room_id)).collect();
         locks.sort_unstable();
         locks.dedup();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin_with(begin).await?;
+            let mut tx = pool.begin_with(turn.begin).await?;
             if self.is_postgres() {
                 for lock in &locks {
                     sqlx::query(LOCK_ROOM).bind(lock).execute(&mut *tx).await?;
@@ -425,7 +425,8 @@ impl Store {
         let at = now();
         let mut events = Vec::new();
         let annotated = on_pool!(self, |pool| {
-            let mut tx = pool.begin_with(self.write_transaction()).await?;
+            let turn = self.write_turn().await?;
+            let mut tx = pool.begin_with(turn.begin).await?;
             for annotation in annotations {
                 sqlx::query(sql)
                     .bind(Uuid::now_v7())

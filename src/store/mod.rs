@@ -68,7 +68,21 @@ pub struct Store {
     counters: Arc<Counters>,
     /// Remembered rooms, and on SQLite credentials and memberships (see [`recall`]).
     recall: Arc<recall::Recall>,
+    /// On SQLite, the queue of write transactions (see [`Store::write_turn`]).
+    writers: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// A write transaction's turn: the statement that opens it and, on SQLite, its place at the head
+/// of the store's queue of writers, which it keeps until it is dropped.
+pub(crate) struct WriteTurn<'a> {
+    /// The statement that opens the transaction.
+    pub begin: &'static str,
+    _head: Option<tokio::sync::MutexGuard<'a, ()>>,
+}
+
+/// How long a SQLite writer waits for its turn before the database counts as unavailable: as
+/// long as SQLite's own busy timeout.
+const WRITE_TURN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the store counts as it goes, for `/metrics`.
 #[derive(Debug, Default)]
@@ -137,8 +151,14 @@ impl Store {
             Db::Postgres(_) => 4,
         };
         let recall = Arc::new(recall::Recall::new(matches!(db, Db::Sqlite(_))));
-        let store =
-            Self { db, bus: Bus::default(), batcher: None, counters: Arc::default(), recall };
+        let store = Self {
+            db,
+            bus: Bus::default(),
+            batcher: None,
+            counters: Arc::default(),
+            recall,
+            writers: Arc::default(),
+        };
         let batcher = batch::Batcher::start(&store, lanes);
         Ok(Self { batcher: Some(batcher), ..store })
     }
@@ -165,14 +185,24 @@ impl Store {
         matches!(self.db, Db::Postgres(_))
     }
 
-    /// The statement that opens a transaction that will write. SQLite takes its write lock up
-    /// front (`IMMEDIATE`), or a transaction that reads and then writes fails when another
-    /// writer commits in between; Postgres locks rows as it goes.
-    pub(crate) fn write_transaction(&self) -> &'static str {
-        match self.db {
-            Db::Sqlite(_) => "BEGIN IMMEDIATE",
-            Db::Postgres(_) => "BEGIN",
+    /// Waits for this process's turn to open a transaction that will write, and names the
+    /// statement that opens it. SQLite takes its write lock up front (`IMMEDIATE`), or a
+    /// transaction that reads and then writes fails when another writer commits in between;
+    /// Postgres locks rows as it goes, and its writers need no turns.
+    ///
+    /// SQLite has one writer, and its busy handler retries a locked database after sleeps that
+    /// grow to 100 ms, so a writer that has waited long keeps losing to those that arrive just as
+    /// the lock is freed: behind the outbox's bursts of recordings, a post waited seconds. Here
+    /// writers queue in the order they came (tokio's mutex is fair), and each waits only for
+    /// those ahead of it. No transaction may wait for a turn while it holds one.
+    pub(crate) async fn write_turn(&self) -> Result<WriteTurn<'_>, StoreError> {
+        if self.is_postgres() {
+            return Ok(WriteTurn { begin: "BEGIN", _head: None });
         }
+        let head = tokio::time::timeout(WRITE_TURN_TIMEOUT, self.writers.lock())
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?;
+        Ok(WriteTurn { begin: "BEGIN IMMEDIATE", _head: Some(head) })
     }
 
     /// Forgets every remembered credential and membership; every store method that revokes,

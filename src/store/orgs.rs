@@ -46,7 +46,8 @@ impl Store {
     pub async fn create_org(&self, org: &NewOrg) -> Result<OrgRow, StoreError> {
         let at = now();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let turn = self.write_turn().await?;
+            let mut tx = pool.begin_with(turn.begin).await?;
             sqlx::query(INSERT_ORG).bind(org.id).bind(&org.name).bind(at).execute(&mut *tx).await?;
             let t = &org.token;
             sqlx::query(INSERT_TOKEN)

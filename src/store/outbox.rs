@@ -169,7 +169,8 @@ impl Store {
         let mailbox = (send.org_id, send.mailbox_id);
         let mut events = Vec::new();
         let accepted = on_pool!(self, |pool| {
-            let mut tx = pool.begin_with(self.write_transaction()).await?;
+            let turn = self.write_turn().await?;
+            let mut tx = pool.begin_with(turn.begin).await?;
             if self.is_postgres() {
                 sqlx::query(LOCK_MAILBOX).bind(send.mailbox_id).execute(&mut *tx).await?;
             }
@@ -376,7 +377,8 @@ impl Store {
         let window = policy::anomaly_window(policy);
         let mut events = Vec::new();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin_with(self.write_transaction()).await?;
+            let turn = self.write_turn().await?;
+            let mut tx = pool.begin_with(turn.begin).await?;
             // Failures are counted for the anomaly rule one at a time per mailbox.
             if matches!(delivery, Delivery::Failed(_)) && self.is_postgres() {
                 sqlx::query(LOCK_MAILBOX).bind(row.mailbox_id).execute(&mut *tx).await?;

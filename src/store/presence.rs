@@ -66,7 +66,8 @@ impl Store {
                       RETURNING agent_id, status, note, last_seen";
         let mut events = Vec::new();
         let row = on_pool!(self, |pool| {
-            let mut tx = pool.begin_with(self.write_transaction()).await?;
+            let turn = self.write_turn().await?;
+            let mut tx = pool.begin_with(turn.begin).await?;
             let before: Option<(String, Option<String>, bool)> = sqlx::query_as(previous)
                 .bind(room_id)
                 .bind(agent_id)
@@ -117,7 +118,8 @@ impl Store {
                    RETURNING room_id, org_id, agent_id, status, note, last_seen";
         let mut events = Vec::new();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin_with(self.write_transaction()).await?;
+            let turn = self.write_turn().await?;
+            let mut tx = pool.begin_with(turn.begin).await?;
             let gone: Vec<GoneOffline> =
                 sqlx::query_as(sql).bind(online_since).bind(now()).fetch_all(&mut *tx).await?;
             for gone in gone {

@@ -69,7 +69,8 @@ impl Store {
                       VALUES ($1, $2, $3, $4, $5, $6)";
         let mut events = Vec::new();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let turn = self.write_turn().await?;
+            let mut tx = pool.begin_with(turn.begin).await?;
             sqlx::query(insert)
                 .bind(id)
                 .bind(room.org_id)
