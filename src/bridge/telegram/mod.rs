@@ -8,15 +8,14 @@
 //! the offset never posts twice. Messages from rooms are relayed by reading each bridged
 //! room's event log after the bridge's stored cursor, which moves only once Telegram accepted
 //! the message: the log is the durable queue, and an outage of Telegram loses nothing.
+//! This module holds the lease, the polling and what comes from chats; [`relay`] sends to them.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::Duration as Lease;
-use kapable_sdk::comms::types::RoomMessage;
 use rand::Rng as _;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -24,15 +23,14 @@ use teloxide_core::Bot;
 use teloxide_core::errors::{ApiError as TelegramError, RequestError};
 use teloxide_core::payloads::{GetUpdatesSetters, SendMessageSetters, SetWebhookSetters};
 use teloxide_core::requests::Requester;
-use teloxide_core::types::{
-    AllowedUpdate, ChatId, Message, MessageId, ThreadId, Update, UpdateKind,
-};
-use tokio::sync::broadcast::error::TryRecvError;
+use teloxide_core::types::{AllowedUpdate, ChatId, Message, Update, UpdateKind};
 use uuid::Uuid;
+
+mod relay;
 
 use crate::config::TelegramSettings;
 use crate::state::Ctx;
-use crate::store::{BridgeRow, EventRow, NewMessage, Position, Scope};
+use crate::store::{BridgeRow, NewMessage};
 
 /// How long a lease on polling the bot lasts without renewal.
 const LEASE: Lease = Lease::seconds(30);
@@ -40,8 +38,6 @@ const LEASE: Lease = Lease::seconds(30);
 const RENEW_EVERY: Duration = Duration::from_secs(10);
 /// The longest pause after a failed call to Telegram.
 const MAX_PAUSE: Duration = Duration::from_secs(30);
-/// Events read per bridge per relay pass.
-const RELAY_BATCH: i64 = 100;
 /// How long a setup token stays valid.
 pub const SETUP_TOKEN_TTL: Lease = Lease::hours(1);
 
@@ -126,7 +122,7 @@ pub async fn run(ctx: Ctx) {
     tokio::join!(
         keep_lease(&ctx, telegram, identity.id),
         poll(&ctx, telegram, identity.id),
-        relay(&ctx, telegram)
+        relay::relay(&ctx, telegram)
     );
 }
 
@@ -366,113 +362,6 @@ async fn link_chat(
         tracing::warn!(%error, chat_id, "could not tell the chat about its link");
     }
     Ok(())
-}
-
-/// Relays rooms' messages to their chats while this instance holds the lease: after every
-/// commit that may concern a room, and once a second for retries.
-async fn relay(ctx: &Ctx, telegram: &Telegram) {
-    let mut wakes = ctx.store.bus().subscribe();
-    let mut last_sent: HashMap<i64, Instant> = HashMap::new();
-    loop {
-        if telegram.leading.load(Ordering::SeqCst)
-            && let Err(error) = relay_pass(ctx, telegram, &mut last_sent).await
-        {
-            tracing::warn!(error = format!("{error:#}"), "relaying to Telegram paused");
-        }
-        tokio::select! {
-            _ = wakes.recv() => {}
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-        // One pass serves every commit that happened meanwhile: under load, wakes come far
-        // faster than one pass per wake could read.
-        while !matches!(wakes.try_recv(), Err(TryRecvError::Empty | TryRecvError::Closed)) {}
-    }
-}
-
-/// Sends every bridge's unrelayed messages, in order; a bridge whose send fails waits for the
-/// next pass, its cursor unmoved.
-async fn relay_pass(
-    ctx: &Ctx,
-    telegram: &Telegram,
-    last_sent: &mut HashMap<i64, Instant>,
-) -> anyhow::Result<()> {
-    for bridge in ctx.store.live_bridges().await? {
-        let cursor: Position = bridge.relay_cursor.parse().unwrap_or_default();
-        let events =
-            ctx.store.events_after(Scope::Room(bridge.room_id), cursor, RELAY_BATCH).await?;
-        // The cursor is stored after each message Telegram took and once after the rest, not
-        // after every event: a crash in between relays at most one message twice.
-        let mut passed = None;
-        for event in events {
-            if let Some(text) = relay_text(&bridge, &event)? {
-                // Revoked since the pass began: stop at once.
-                if !ctx.store.bridge_is_live(bridge.id).await? {
-                    break;
-                }
-                if let Err(error) = send(telegram, &bridge, &text, last_sent).await {
-                    tracing::warn!(
-                        %error,
-                        bridge = %bridge.id,
-                        "Telegram did not take a relayed message; retrying"
-                    );
-                    break;
-                }
-                ctx.store.set_relay_cursor(bridge.id, event.position()).await?;
-                passed = None;
-            } else {
-                passed = Some(event.position());
-            }
-        }
-        if let Some(position) = passed {
-            ctx.store.set_relay_cursor(bridge.id, position).await?;
-        }
-    }
-    Ok(())
-}
-
-/// What the chat is sent for a room event: its messages, but for those that came from the
-/// chat itself.
-fn relay_text(bridge: &BridgeRow, event: &EventRow) -> anyhow::Result<Option<String>> {
-    if event.kind != "message" {
-        return Ok(None);
-    }
-    let message: RoomMessage = serde_json::from_value(event.data().clone())?;
-    let echo = message.sender.participant_id == Some(bridge.member_id);
-    Ok((!echo).then(|| format!("{}: {}", message.sender.display_name, message.body)))
-}
-
-/// Sends one message to the bridge's chat, no sooner than the chat's interval after the last
-/// one, waiting out Telegram's `retry_after` as often as it asks.
-async fn send(
-    telegram: &Telegram,
-    bridge: &BridgeRow,
-    text: &str,
-    last_sent: &mut HashMap<i64, Instant>,
-) -> Result<(), RequestError> {
-    let interval = Duration::from_millis(telegram.settings.chat_interval_ms);
-    loop {
-        if let Some(last) = last_sent.get(&bridge.chat_id) {
-            tokio::time::sleep_until((*last + interval).into()).await;
-        }
-        let mut request = telegram.bot.send_message(ChatId(bridge.chat_id), text);
-        if let Some(thread) = bridge.thread_id.and_then(|t| i32::try_from(t).ok()) {
-            request = request.message_thread_id(ThreadId(MessageId(thread)));
-        }
-        let sent = request.await;
-        last_sent.insert(bridge.chat_id, Instant::now());
-        match sent {
-            Ok(_) => return Ok(()),
-            Err(RequestError::RetryAfter(wait)) => {
-                tracing::info!(
-                    chat_id = bridge.chat_id,
-                    "Telegram asked to slow down; waiting {:?}",
-                    wait.duration()
-                );
-                tokio::time::sleep(wait.duration()).await;
-            }
-            Err(error) => return Err(error),
-        }
-    }
 }
 
 #[cfg(test)]
